@@ -1,0 +1,120 @@
+"""Checkpoint files and the shipped-weights manifest (models/manifest.json)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vidsr.arch import REGISTRY, ModelDescriptor, describe
+from vidsr.errors import ModelError
+
+CHECKPOINT_FORMAT = "vidsr-checkpoint"
+CHECKPOINT_VERSION = 1
+DEFAULT_MODELS = {2: "compact-x2", 4: "compact-x4"}
+
+
+def models_dir() -> Path:
+    """Folder holding manifest.json and shipped checkpoints (``$VIDSR_MODELS_DIR`` overrides)."""
+    env = os.environ.get("VIDSR_MODELS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    name: str
+    file: str
+    arch: str
+    scale: int
+    sha256: str
+    data: str
+    license: str
+
+
+def read_manifest(folder: Path | None = None) -> dict[str, ManifestEntry]:
+    folder = folder or models_dir()
+    path = folder / "manifest.json"
+    if not path.exists():
+        return {}
+    raw = json.loads(path.read_text())
+    return {m["name"]: ManifestEntry(**{k: m[k] for k in ManifestEntry.__dataclass_fields__})
+            for m in raw["models"]}
+
+
+def save_checkpoint(model: nn.Module, path: Path, *, meta: dict | None = None) -> None:
+    """Write a self-describing checkpoint: arch name, its config and the state dict."""
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "arch": model.arch_name,
+        "config": model.config(),
+        "state_dict": state,
+        "meta": meta or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, *, name: str | None = None) -> tuple[nn.Module, ModelDescriptor]:
+    """Build the network a checkpoint describes and load its weights (strict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for non-checkpoint files
+        raise ModelError(f"not a vidsr checkpoint: {path} ({type(e).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"not a vidsr checkpoint: {path} (missing 'format': {CHECKPOINT_FORMAT!r})")
+    model = REGISTRY.build(payload["arch"], dict(payload["config"]))
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ModelError(f"weights in {path.name} do not match architecture {payload['arch']!r}: {first}") from None
+    model.eval()
+    return model, describe(model, name=name or path.stem)
+
+
+def resolve_model(name_or_path: str | None, *, scale: int) -> tuple[nn.Module, ModelDescriptor]:
+    """A shipped model by name (``compact-x2``), a checkpoint path, or the default for ``scale``."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODELS.get(scale)
+        if name_or_path is None:
+            raise ModelError(f"no shipped model for scale {scale} (available: {sorted(DEFAULT_MODELS)})")
+    looks_like_path = os.sep in name_or_path or name_or_path.endswith((".pt", ".pth"))
+    if looks_like_path:
+        model, desc = load_checkpoint(Path(name_or_path))
+    else:
+        manifest = read_manifest()
+        entry = manifest.get(name_or_path)
+        if entry is None:
+            known = ", ".join(sorted(manifest)) or "none"
+            raise ModelError(f"unknown model {name_or_path!r} (shipped: {known}; or give a .pt path)")
+        path = models_dir() / entry.file
+        if not path.is_file():
+            raise ModelError(f"model {entry.name!r} is in the manifest but {path} is missing")
+        if sha256_file(path) != entry.sha256:
+            raise ModelError(f"model file {path} does not match its sha256 in manifest.json")
+        model, desc = load_checkpoint(path, name=entry.name)
+    if desc.scale != scale:
+        raise ModelError(f"model {desc.name!r} upscales x{desc.scale}, but --scale {scale} was asked")
+    return model, desc
