@@ -1,0 +1,51 @@
+"""ONNX Runtime engine: CPU provider, or CUDA when onnxruntime-gpu is installed."""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from vidsr.arch import ModelDescriptor
+from vidsr.backends import OrtBackend
+from vidsr.checks import check_batch
+from vidsr.errors import BackendUnavailable
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendUnavailable("onnxruntime is not installed: pip install -e . (or the [gpu] extra)") from None
+    return onnxruntime
+
+
+class OrtEngine:
+    """Exports the module to ONNX (cached under export/) and runs it with ONNX Runtime."""
+
+    def __init__(self, *, model: nn.Module, descriptor: ModelDescriptor, backend: OrtBackend) -> None:
+        from vidsr.export import cached_onnx
+
+        ort = _import_ort()
+        if backend.device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailable("ort on cuda needs onnxruntime-gpu: pip install -e \".[gpu]\"")
+            dev = backend.device.split(":")
+            providers = [("CUDAExecutionProvider", {"device_id": int(dev[1]) if len(dev) > 1 else 0}),
+                         "CPUExecutionProvider"]
+        elif backend.device == "cpu":
+            providers = ["CPUExecutionProvider"]
+        else:
+            raise BackendUnavailable(f"ort backend: unknown device {backend.device!r} (cpu or cuda)")
+        self.descriptor = descriptor
+        self.path = cached_onnx(model, descriptor, opset=backend.opset)
+        opts = ort.SessionOptions()
+        if backend.threads:
+            opts.intra_op_num_threads = backend.threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+        self.label = f"ort-{backend.device}"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        check_batch(batch)
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})[0]

@@ -1,0 +1,248 @@
+"""Foreground masks: a weight-free focus map, temporal smoothing with hysteresis, feathering.
+
+An estimator turns frames into a foreground *score* in [0, 1] at its own working
+resolution. ``MaskTracker`` turns the score stream into a stable, feathered alpha
+mask at the frame's resolution: it reuses scores between anchor frames
+(``every``), smooths them over time (EMA), thresholds with hysteresis, cleans the
+binary mask and resets on scene cuts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from vidsr.checks import check_image
+
+
+class MaskEstimator(Protocol):
+    """Anything that scores how likely each pixel is in-focus foreground."""
+
+    name: str
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (h, w) float32 score in [0, 1] at any working size."""
+        ...
+
+
+def work_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(h, w) with the long side at most ``max_side``, aspect kept."""
+    s = min(1.0, max_side / max(height, width))
+    return max(8, round(height * s)), max(8, round(width * s))
+
+
+def focus_score(image: np.ndarray, *, max_side: int = 480, fine_sigma: float = 0.6,
+                coarse_sigma: float = 2.5, window: float = 0.015, floor: float = 2e-5) -> np.ndarray:
+    """Share of local Laplacian energy that sits at the finest scale, in [0, 1].
+
+    Defocus removes fine detail first: in the bokeh nearly all Laplacian energy is at
+    coarse scales, on the in-focus subject much of it is at the finest one. The share
+    ``fine / (fine + coarse + floor)``, each energy averaged over a window of ``window``
+    x image width, is independent of local contrast and needs no per-frame
+    normalisation (an all-bokeh frame stays low); ``floor`` keeps flat areas low.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        max_side: working resolution's long side.
+    Returns:
+        (h, w) float32 score in [0, 1] at working resolution.
+    """
+    check_image(image)
+    h, w = work_size(*image.shape[:2], max_side)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if gray.shape != (h, w):
+        gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+    g = gray.astype(np.float32) * (1.0 / 255.0)
+    win = max(1.0, window * w)
+
+    def energy(sigma: float) -> np.ndarray:
+        lap = cv2.Laplacian(cv2.GaussianBlur(g, (0, 0), sigma), cv2.CV_32F, ksize=3) * (sigma * sigma)
+        return cv2.GaussianBlur(lap * lap, (0, 0), win)
+
+    fine, coarse = energy(fine_sigma), energy(coarse_sigma)
+    return np.clip(fine / (fine + coarse + floor), 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FocusEstimator:
+    """Weight-free default: the focus map above."""
+
+    max_side: int = 480
+    name: str = "focus"
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        return focus_score(image, max_side=self.max_side)
+
+
+@dataclass(frozen=True)
+class ConstantEstimator:
+    """Every pixel gets ``value``: 0 gives an empty mask, 1 a full one (tests, --full-frame)."""
+
+    value: float
+    name: str = "constant"
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        return np.full((8, 8), self.value, np.float32)
+
+
+def otsu_threshold(score: np.ndarray) -> float:
+    """Otsu threshold of a [0, 1] map."""
+    u8 = np.clip(score * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(t) / 255.0
+
+
+def clean_mask(binary: np.ndarray, *, min_area: float, close_px: int) -> np.ndarray:
+    """Close gaps, fill holes, drop blobs smaller than ``min_area`` x frame area."""
+    m = binary.astype(np.uint8)
+    if close_px > 0:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * close_px + 1, 2 * close_px + 1))
+        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k)
+        m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n > 1:
+        keep = np.zeros(n, np.uint8)
+        keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area * m.size
+        m = keep[labels]
+    # fill holes: background not connected to the border becomes foreground
+    inv = (1 - m).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    if n > 1:
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        hole = np.ones(n, bool)
+        hole[border] = False
+        hole[0] = False
+        m = np.where(hole[labels], 1, m).astype(np.uint8)
+    return m.astype(bool)
+
+
+def feather(binary: np.ndarray, *, radius_px: float, size: tuple[int, int]) -> np.ndarray:
+    """Soft alpha from a binary mask: dilate by ``radius_px``, blur, resize to ``size`` (h, w).
+
+    Values within 1e-3 of 0 or 1 snap to exactly 0 or 1, so an empty mask blends to the
+    background and a full one to SR with no rounding residue.
+    """
+    m = binary.astype(np.float32)
+    r = max(0, int(round(radius_px)))
+    if r > 0 and m.any() and not m.all():
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        m = cv2.dilate(m, k)
+        m = cv2.GaussianBlur(m, (0, 0), r / 2.0, borderType=cv2.BORDER_REFLECT)
+    if m.shape != size:
+        m = cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    m[m < 1e-3] = 0.0
+    m[m > 1 - 1e-3] = 1.0
+    return m
+
+
+def thumb(image: np.ndarray) -> np.ndarray:
+    """Tiny grey thumbnail for cut detection."""
+    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(g, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MaskFrame:
+    """Mask of one frame. ``alpha``: (H, W) float32 in [0, 1] at the frame's size."""
+
+    alpha: np.ndarray
+    binary: np.ndarray
+    score: np.ndarray
+    anchor: bool
+    cut: bool
+
+    @property
+    def fg_fraction(self) -> float:
+        return float(self.binary.mean())
+
+
+@dataclass
+class _State:
+    ema: np.ndarray | None = None
+    threshold: float = 0.5
+    binary: np.ndarray | None = None
+    thumb: np.ndarray | None = None
+    last_score: np.ndarray | None = None
+    since_anchor: int = 0
+    passes: int = 0
+    cuts: int = 0
+
+
+@dataclass
+class MaskTracker:
+    """Stable, feathered masks over a frame stream.
+
+    Args:
+        estimator: scores frames (run on anchor frames only).
+        every: run the estimator every ``every`` frames (and on scene cuts).
+        ema: weight of the new score in the exponential moving average (1 = no smoothing).
+        threshold: fixed score threshold; ``None`` = Otsu on the smoothed score, itself smoothed.
+        hysteresis: a pixel turns on above threshold + h, off below threshold - h.
+        min_area: blobs smaller than this fraction of the frame are dropped.
+        close_px: morphology radius at working resolution.
+        feather_px: feather radius at working resolution.
+        cut_threshold: mean absolute thumbnail difference (0-255) that counts as a cut.
+    """
+
+    estimator: MaskEstimator
+    every: int = 2
+    ema: float = 0.5
+    threshold: float | None = None
+    hysteresis: float = 0.04
+    min_area: float = 0.003
+    close_px: int = 3
+    feather_px: float = 4.0
+    cut_threshold: float = 30.0
+    state: _State = field(default_factory=_State, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"every must be >= 1, got {self.every}")
+        if not 0.0 < self.ema <= 1.0:
+            raise ValueError(f"ema must be in (0, 1], got {self.ema}")
+
+    @property
+    def passes(self) -> int:
+        """How many times the estimator ran."""
+        return self.state.passes
+
+    @property
+    def cuts(self) -> int:
+        return self.state.cuts
+
+    def update(self, image: np.ndarray) -> MaskFrame:
+        """Mask for the next frame of the stream. ``image``: (H, W, 3) uint8 RGB."""
+        st = self.state
+        t = thumb(image)
+        cut = st.thumb is not None and float(np.abs(t - st.thumb).mean()) > self.cut_threshold
+        st.thumb = t
+        if cut:
+            st.cuts += 1
+        reset = cut or st.ema is None
+        anchor = reset or st.since_anchor + 1 >= self.every
+        if anchor:
+            score = self.estimator.estimate(image).astype(np.float32)
+            st.passes += 1
+            st.since_anchor = 0
+            if st.ema is not None and st.ema.shape != score.shape:
+                reset = True
+            st.ema = score if reset else self.ema * score + (1 - self.ema) * st.ema
+            thr = self.threshold if self.threshold is not None else otsu_threshold(st.ema)
+            st.threshold = thr if reset or self.threshold is not None else 0.7 * st.threshold + 0.3 * thr
+            st.binary = self._binarize(st.ema, None if reset else st.binary)
+            st.last_score = score
+        else:
+            st.since_anchor += 1
+        alpha = feather(st.binary, radius_px=self.feather_px, size=image.shape[:2])
+        return MaskFrame(alpha=alpha, binary=st.binary, score=st.ema, anchor=anchor, cut=cut)
+
+    def _binarize(self, ema: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+        thr = self.state.threshold
+        if prev is None:
+            on = ema > thr
+        else:
+            on = (ema > thr + self.hysteresis) | (prev & (ema > thr - self.hysteresis))
+        return clean_mask(on, min_area=self.min_area, close_px=self.close_px)

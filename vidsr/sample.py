@@ -1,0 +1,101 @@
+"""The built-in sample clip: a pan across a real shallow depth-of-field photograph, with audio."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from vidsr.io import atomic_output, check_output_path
+
+SAMPLE_RATE = 48000
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """Size of the low-resolution clip; ``gt_scale`` x that is the crop taken from the photo."""
+
+    width: int = 960
+    height: int = 540
+    fps: int = 30
+    seconds: float = 2.0
+    gt_scale: int = 2
+    audio: bool = True
+
+    @property
+    def frames(self) -> int:
+        return max(1, round(self.fps * self.seconds))
+
+
+def sample_photo() -> np.ndarray:
+    """The bundled photograph as (H, W, 3) uint8 RGB."""
+    data = resources.files("vidsr").joinpath("assets/sample.jpg").read_bytes()
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def sample_frames(spec: SampleSpec, *, ground_truth: bool = False):
+    """Yield (H, W, 3) uint8 RGB frames of the pan (LR, or the HR crops with ``ground_truth``)."""
+    photo = sample_photo()
+    ch, cw = spec.height * spec.gt_scale, spec.width * spec.gt_scale
+    if ch > photo.shape[0] or cw > photo.shape[1]:
+        f = max(ch / photo.shape[0], cw / photo.shape[1])
+        photo = cv2.resize(photo, (int(np.ceil(photo.shape[1] * f)), int(np.ceil(photo.shape[0] * f))),
+                           interpolation=cv2.INTER_CUBIC)
+    travel_x, travel_y = photo.shape[1] - cw, photo.shape[0] - ch
+    n = spec.frames
+    for i in range(n):
+        t = i / max(1, n - 1)
+        x = round(travel_x * t)
+        y = round(travel_y * (0.5 - 0.5 * np.cos(np.pi * t)) * 0.5)
+        crop = photo[y:y + ch, x:x + cw]
+        if ground_truth:
+            yield np.ascontiguousarray(crop)
+        else:
+            yield cv2.resize(crop, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+
+
+def _tone(n_samples: int, start: int) -> np.ndarray:
+    t = (np.arange(n_samples) + start) / SAMPLE_RATE
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.18, 329.63)) / 3
+    env = 0.25 * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
+    left = chord * env
+    right = np.roll(left, 240)
+    return np.stack([left, right]).astype(np.float32)
+
+
+def write_sample(path: str | Path, *, spec: SampleSpec = SampleSpec(), ground_truth: bool = False,
+                 crf: int = 16) -> Path:
+    """Write the sample clip (H.264 + AAC stereo) to ``path`` atomically and return it."""
+    path = Path(path)
+    check_output_path(path)
+    w, h = (spec.width * spec.gt_scale, spec.height * spec.gt_scale) if ground_truth else (spec.width, spec.height)
+    with atomic_output(path) as tmp, contextlib.closing(av.open(str(tmp), "w")) as c:
+        v = c.add_stream("libx264", rate=spec.fps)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        v.options = {"crf": str(crf), "preset": "veryfast"}
+        a = None
+        if spec.audio:
+            a = c.add_stream("aac", rate=SAMPLE_RATE)
+            a.layout = "stereo"
+        tb = Fraction(1, spec.fps)
+        for i, img in enumerate(sample_frames(spec, ground_truth=ground_truth)):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = i, tb
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+        if a is not None:
+            total = round(spec.frames / spec.fps * SAMPLE_RATE)
+            for start in range(0, total, 1024):
+                chunk = _tone(min(1024, total - start), start)
+                af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                af.sample_rate, af.pts, af.time_base = SAMPLE_RATE, start, Fraction(1, SAMPLE_RATE)
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+    return path

@@ -1,0 +1,60 @@
+"""Running an SR engine over selected tiles of a frame, and over whole frames."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidsr.backends import Engine
+from vidsr.checks import check_image
+from vidsr.tiling import Tile, TilePlan
+
+
+def to_tensor(images: list[np.ndarray]) -> np.ndarray:
+    """list of (h, w, 3) uint8 -> (B, 3, h, w) float32 in [0, 1]."""
+    x = np.stack(images).astype(np.float32)
+    x *= 1.0 / 255.0
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def to_images(batch: np.ndarray) -> np.ndarray:
+    """(B, 3, H, W) float -> (B, H, W, 3) uint8, rounded and clipped."""
+    y = np.clip(batch.transpose(0, 2, 3, 1) * 255.0 + 0.5, 0, 255)
+    return y.astype(np.uint8)
+
+
+def sr_tiles(engine: Engine, image: np.ndarray, plan: TilePlan, indices: list[int],
+             *, batch: int) -> list[tuple[Tile, np.ndarray]]:
+    """SR of the cores of ``plan.tiles[indices]``.
+
+    Args:
+        image: (H, W, 3) uint8 LR frame.
+        batch: windows per engine call.
+    Returns:
+        (tile, (core_h*s, core_w*s, 3) uint8) for each index, in order.
+    """
+    check_image(image)
+    s = engine.descriptor.scale
+    wh, ww = plan.window
+    out: list[tuple[Tile, np.ndarray]] = []
+    for start in range(0, len(indices), batch):
+        group = [plan.tiles[i] for i in indices[start:start + batch]]
+        windows = [image[t.wy:t.wy + wh, t.wx:t.wx + ww] for t in group]
+        ys = to_images(engine.run(to_tensor(windows)))
+        for t, y in zip(group, ys):
+            oy, ox = (t.y0 - t.wy) * s, (t.x0 - t.wx) * s
+            out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
+    return out
+
+
+def sr_whole(engine: Engine, image: np.ndarray) -> np.ndarray:
+    """Whole-frame SR in one engine call: (H, W, 3) uint8 -> (H*s, W*s, 3) uint8 (the reference)."""
+    check_image(image)
+    return to_images(engine.run(to_tensor([image])))[0]
+
+
+def stitch(tiles: list[tuple[Tile, np.ndarray]], *, height: int, width: int, scale: int) -> np.ndarray:
+    """Place SR tile cores into a (height*s, width*s, 3) uint8 canvas."""
+    out = np.zeros((height * scale, width * scale, 3), np.uint8)
+    for t, y in tiles:
+        out[t.y0 * scale:t.y1 * scale, t.x0 * scale:t.x1 * scale] = y
+    return out

@@ -1,0 +1,299 @@
+"""Training loop: L1 loss, Adam, cosine or step LR schedule, seeded, checkpoint and resume.
+
+A run folder holds:
+  config.json    the TrainConfig (resume refuses a different one)
+  metrics.jsonl  one line per log interval (train loss, fixed-batch validation L1, lr, time)
+  state.pt       everything needed to resume (weights, Adam state, RNG states, step)
+  model.pt       the final network as a vidsr checkpoint (vidsr.models.save_checkpoint)
+  metrics.json   summary written at the end (and extended by evaluation)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidsr.arch import Compact, ESPCN
+from vidsr.arch.compact import Residual
+from vidsr.errors import InputError
+from vidsr.models import save_checkpoint
+from vidsr.train.data import PatchConfig, build_patch_cache, list_images, sample_hr
+from vidsr.train.degrade import DegradeConfig, degrade_batch
+
+STATE_FORMAT = "vidsr-train-state"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompactSpec:
+    """Config of a :class:`vidsr.arch.Compact` to train."""
+
+    num_feat: int = 16
+    num_conv: int = 4
+    residual: Residual = "bicubic"
+    arch: Literal["compact"] = "compact"
+
+    def build(self, scale: int) -> nn.Module:
+        return Compact(scale=scale, num_feat=self.num_feat, num_conv=self.num_conv, residual=self.residual)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ESPCNSpec:
+    """Config of a :class:`vidsr.arch.ESPCN` to train."""
+
+    feat1: int = 16
+    feat2: int = 16
+    residual: Residual = "bicubic"
+    arch: Literal["espcn"] = "espcn"
+
+    def build(self, scale: int) -> nn.Module:
+        return ESPCN(scale=scale, feat1=self.feat1, feat2=self.feat2, residual=self.residual)
+
+
+ModelSpec = CompactSpec | ESPCNSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """One training run.
+
+    Args:
+        data: folder of photographs (searched recursively).
+        run_dir: output folder (config, metrics, state, model).
+        scale: SR factor.
+        model: architecture and its size.
+        steps: optimiser steps.
+        batch_size: patches per step.
+        patches: how HR patches are cut; ``patch_size`` must be a multiple of ``scale``.
+        degrade: LR degradation mix.
+        lr: peak learning rate (Adam).
+        lr_min: final learning rate of the cosine schedule.
+        schedule: ``cosine`` (to ``lr_min``) or ``step`` (x0.5 at 50%, 75%, 90% of steps).
+        seed: seeds patch cutting, batches, degradations and init.
+        log_every: steps between metrics lines.
+        ckpt_every: steps between resumable states.
+        val_size: patches in the fixed validation batch.
+        threads: torch CPU threads.
+    """
+
+    data: Path
+    run_dir: Path
+    scale: int = 2
+    model: ModelSpec = field(default_factory=CompactSpec)
+    steps: int = 10_000
+    batch_size: int = 16
+    patches: PatchConfig = field(default_factory=PatchConfig)
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    schedule: Literal["cosine", "step"] = "cosine"
+    seed: int = 0
+    log_every: int = 100
+    ckpt_every: int = 1000
+    val_size: int = 32
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 3, 4):
+            raise InputError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if self.patches.patch_size % self.scale:
+            raise InputError(f"HR patch size {self.patches.patch_size} is not a multiple of scale {self.scale}")
+        if self.steps < 1 or self.batch_size < 1 or self.log_every < 1 or self.ckpt_every < 1:
+            raise InputError("steps, batch_size, log_every and ckpt_every must be >= 1")
+        if not 0 < self.lr_min <= self.lr:
+            raise InputError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
+        if self.schedule not in ("cosine", "step"):
+            raise InputError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+
+    def to_json(self) -> dict:
+        """Plain JSON-able dict (paths as strings, tuples as lists)."""
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` produced."""
+
+    model: nn.Module
+    run_dir: Path
+    model_path: Path
+    steps: int
+    elapsed_s: float
+    summary: dict
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for 0-based ``step`` under ``cfg.schedule``."""
+    t = min(step / cfg.steps, 1.0)
+    if cfg.schedule == "cosine":
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t))
+    drops = sum(t >= m for m in (0.5, 0.75, 0.9))
+    return max(cfg.lr * 0.5 ** drops, cfg.lr_min)
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def zero_init_output(model: nn.Module) -> None:
+    """Zero the last convolution so a residual network starts exactly at its cheap upscale."""
+    last = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+
+
+def _data_summary(cfg: TrainConfig, paths: list[Path]) -> dict:
+    return {"folder": str(cfg.data), "count": len(paths),
+            "files": [str(p.relative_to(cfg.data)) for p in paths]}
+
+
+def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, step: int,
+                rng: np.random.Generator, elapsed_s: float) -> None:
+    state = {
+        "format": STATE_FORMAT,
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "rng": json.dumps(rng.bit_generator.state),
+        "torch_rng": torch.get_rng_state(),
+        "elapsed_s": elapsed_s,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> None:
+    old = json.loads((run_dir / "config.json").read_text())
+    new = cfg.to_json()
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        raise InputError(f"cannot resume {run_dir}: config differs in {', '.join(diff)}")
+
+
+def train(cfg: TrainConfig, *, resume: bool = False,
+          on_step: Callable[[int, float], None] | None = None,
+          on_image: Callable[[Path], None] | None = None) -> TrainResult:
+    """Train ``cfg.model`` on patches of the photos in ``cfg.data``.
+
+    Args:
+        cfg: the run.
+        resume: continue from ``cfg.run_dir/state.pt`` (the config must be identical).
+        on_step: called with (step done, loss) after each step (progress bars).
+        on_image: called after each photo is cut into patches.
+
+    Returns:
+        The trained model (eval mode), where it was saved, and a summary.
+    """
+    torch.set_num_threads(cfg.threads)
+    run_dir = Path(cfg.run_dir)
+    state_path = run_dir / "state.pt"
+    if resume and not state_path.is_file():
+        raise InputError(f"nothing to resume: {state_path} does not exist")
+    if not resume and state_path.exists():
+        raise InputError(f"{run_dir} already holds a training state; resume it or choose another run folder")
+    paths = list_images(cfg.data)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        _check_resume_config(run_dir, cfg)
+    else:
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
+        (run_dir / "metrics.jsonl").write_text("")
+
+    cache = build_patch_cache(paths, cfg=cfg.patches, rng=np.random.default_rng([cfg.seed, 0]), on_image=on_image)
+    val_rng = np.random.default_rng([cfg.seed, 1])
+    val_hr = sample_hr(cache, batch_size=cfg.val_size, rng=val_rng)
+    val_x = to_tensor(degrade_batch(val_hr, scale=cfg.scale, cfg=cfg.degrade, rng=val_rng))
+    val_y = to_tensor(val_hr)
+    val_bicubic = F.l1_loss(F.interpolate(val_x, scale_factor=cfg.scale, mode="bicubic", align_corners=False),
+                            val_y).item()
+
+    torch.manual_seed(cfg.seed)
+    model = cfg.model.build(cfg.scale)
+    zero_init_output(model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    rng = np.random.default_rng([cfg.seed, 2])
+    step, elapsed = 0, 0.0
+    if resume:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state.get("format") != STATE_FORMAT:
+            raise InputError(f"{state_path} is not a vidsr training state")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step, elapsed = int(state["step"]), float(state["elapsed_s"])
+
+    model.train()
+    losses: list[float] = []
+    t0 = time.perf_counter() - elapsed
+    try:
+        while step < cfg.steps:
+            hr = sample_hr(cache, batch_size=cfg.batch_size, rng=rng)
+            x = to_tensor(degrade_batch(hr, scale=cfg.scale, cfg=cfg.degrade, rng=rng))
+            y = to_tensor(hr)
+            lr_now = learning_rate(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr_now
+            loss = F.l1_loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+            if on_step is not None:
+                on_step(step, losses[-1])
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                line = {"step": step, "loss": float(np.mean(losses)), "lr": lr_now, "val_l1": validate_eval(model, val_x, val_y),
+                        "val_bicubic_l1": val_bicubic, "elapsed_s": round(time.perf_counter() - t0, 2)}
+                with open(run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(line) + "\n")
+                losses.clear()
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                _save_state(state_path, model=model, opt=opt, step=step, rng=rng,
+                            elapsed_s=time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        _save_state(state_path, model=model, opt=opt, step=step, rng=rng, elapsed_s=time.perf_counter() - t0)
+        raise
+
+    elapsed = time.perf_counter() - t0
+    model.eval()
+    summary = {
+        "steps": step,
+        "elapsed_s": round(elapsed, 1),
+        "batch_size": cfg.batch_size,
+        "lr_patch": cfg.patches.patch_size // cfg.scale,
+        "val_l1": validate_eval(model, val_x, val_y),
+        "val_bicubic_l1": val_bicubic,
+        "data": _data_summary(cfg, paths),
+        "config": cfg.to_json(),
+        "torch": torch.__version__,
+        "threads": cfg.threads,
+    }
+    model_path = run_dir / "model.pt"
+    write_final(run_dir, model, summary)
+    return TrainResult(model=model, run_dir=run_dir, model_path=model_path, steps=step,
+                       elapsed_s=elapsed, summary=summary)
+
+
+def validate_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """L1 of ``model(x)`` against ``y`` without gradients. x: (B, 3, h, w), y: (B, 3, H, W)."""
+    with torch.no_grad():
+        return F.l1_loss(model(x), y).item()
+
+
+def write_final(run_dir: Path, model: nn.Module, summary: dict) -> Path:
+    """Save ``run_dir/model.pt`` (meta = summary) and ``run_dir/metrics.json``; return the model path."""
+    path = Path(run_dir) / "model.pt"
+    save_checkpoint(model, path, meta=summary)
+    (Path(run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return path
