@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vidsr.arch import REGISTRY, describe
+from vidsr.errors import ModelError
+from vidsr.models import load_checkpoint, resolve_model, save_checkpoint
+
+CONFIGS = {
+    "compact": [{"scale": 2, "num_feat": 8, "num_conv": 2}, {"scale": 4, "num_feat": 8, "num_conv": 3}],
+    "espcn": [{"scale": 2, "feat1": 8, "feat2": 4}, {"scale": 4, "feat1": 8, "feat2": 8, "residual": "nearest"}],
+}
+
+
+@pytest.mark.parametrize("arch", REGISTRY.names())
+@pytest.mark.parametrize("i", [0, 1])
+def test_state_dict_round_trip_and_shapes(tmp_path, arch, i):
+    torch.manual_seed(i)
+    cfg = CONFIGS[arch][i]
+    model = REGISTRY.build(arch, cfg).eval()
+    x = torch.rand(2, 3, 13, 17)
+    y = model(x)
+    assert y.shape == (2, 3, 13 * cfg["scale"], 17 * cfg["scale"])
+    save_checkpoint(model, tmp_path / "m.pt")
+    loaded, desc = load_checkpoint(tmp_path / "m.pt")
+    assert desc.arch == arch and desc.scale == cfg["scale"]
+    assert desc.receptive_radius == describe(model, name="m").receptive_radius
+    torch.testing.assert_close(loaded(x), y)
+
+
+def test_registry_lists_both_architectures():
+    assert {"compact", "espcn"} <= set(REGISTRY.names())
+    with pytest.raises(ModelError, match="unknown architecture 'nope'"):
+        REGISTRY.get("nope")
+    with pytest.raises(ModelError, match="bad config"):
+        REGISTRY.build("compact", {"num_layers": 3})
+
+
+def test_weights_that_do_not_match_the_architecture(tmp_path):
+    model = REGISTRY.build("compact", {"scale": 2, "num_feat": 8, "num_conv": 2})
+    save_checkpoint(model, tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["config"]["num_feat"] = 16
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ModelError, match="do not match architecture 'compact'"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_not_a_checkpoint(tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"hello, not a checkpoint")
+    with pytest.raises(ModelError, match="not a vidsr checkpoint"):
+        load_checkpoint(tmp_path / "x.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "y.pt")
+    with pytest.raises(ModelError, match="missing 'format'"):
+        load_checkpoint(tmp_path / "y.pt")
+
+
+def test_resolve_model_errors(tiny_ckpt):
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        resolve_model("nope", scale=2)
+    with pytest.raises(ModelError, match="upscales x2, but --scale 4"):
+        resolve_model(str(tiny_ckpt), scale=4)
+    with pytest.raises(ModelError, match="weights file not found"):
+        resolve_model("/nonexistent/m.pt", scale=2)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidsr.arch import REGISTRY, describe
+from vidsr.backends import OrtBackend, TorchBackend, backend_from_name, create_engine
+from vidsr.errors import BackendUnavailable
+from vidsr.export import export_dir
+
+CASES = [("compact", {"scale": 2, "num_feat": 8, "num_conv": 2}),
+         ("compact", {"scale": 4, "num_feat": 8, "num_conv": 2}),
+         ("espcn", {"scale": 2, "feat1": 8, "feat2": 8})]
+
+
+@pytest.mark.parametrize("arch,cfg", CASES)
+def test_ort_matches_torch(arch, cfg):
+    torch.manual_seed(0)
+    model = REGISTRY.build(arch, cfg).eval()
+    desc = describe(model, name=f"t-{arch}")
+    x = np.random.default_rng(0).random((3, 3, 24, 40), dtype=np.float32)
+    ref = create_engine(model, desc, TorchBackend()).run(x)
+    ort_engine = create_engine(model, desc, OrtBackend())
+    out = ort_engine.run(x)
+    assert out.shape == ref.shape == (3, 3, 24 * cfg["scale"], 40 * cfg["scale"])
+    np.testing.assert_allclose(out, ref, atol=1e-3)
+    # dynamic axes: another batch and size through the same cached file
+    assert ort_engine.run(x[:1, :, :11, :13]).shape == (1, 3, 11 * cfg["scale"], 13 * cfg["scale"])
+    assert ort_engine.path.parent == export_dir() and ort_engine.path.is_file()
+
+
+def test_onnx_cache_is_reused_and_keyed_by_weights():
+    torch.manual_seed(0)
+    model = REGISTRY.build("compact", CASES[0][1]).eval()
+    desc = describe(model, name="cache")
+    p1 = create_engine(model, desc, OrtBackend()).path
+    mtime = p1.stat().st_mtime_ns
+    assert create_engine(model, desc, OrtBackend()).path == p1 and p1.stat().st_mtime_ns == mtime
+    with torch.no_grad():
+        model.body[0].bias.add_(0.1)
+    assert create_engine(model, desc, OrtBackend()).path != p1
+
+
+def test_bf16_autocast_on_cpu_is_close_to_fp32():
+    torch.manual_seed(0)
+    model = REGISTRY.build("compact", CASES[0][1]).eval()
+    desc = describe(model, name="bf16")
+    x = np.random.default_rng(0).random((2, 3, 16, 16), dtype=np.float32)
+    ref = create_engine(model, desc, TorchBackend()).run(x)
+    out = create_engine(model, desc, TorchBackend(precision="bf16")).run(x)
+    assert out.dtype == np.float32
+    assert np.abs(out - ref).max() < 0.05
+
+
+def test_unavailable_backends_say_why():
+    model = REGISTRY.build("compact", CASES[0][1]).eval()
+    desc = describe(model, name="x")
+    with pytest.raises(BackendUnavailable, match="fp16 needs a CUDA device"):
+        create_engine(model, desc, TorchBackend(precision="fp16"))
+    with pytest.raises(BackendUnavailable, match="unknown backend 'trt2'"):
+        backend_from_name("trt2")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailable, match="no CUDA GPU"):
+            create_engine(model, desc, TorchBackend(device="cuda"))
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(BackendUnavailable, match=r"\[gpu\]"):
+            create_engine(model, desc, OrtBackend(device="cuda"))

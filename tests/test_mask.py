@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from vidsr.mask import ConstantEstimator, FocusEstimator, MaskTracker, clean_mask, feather, focus_score
+from vidsr.sample import sample_photo
+
+
+def _texture(h: int = 360, w: int = 640) -> np.ndarray:
+    """Detail at every scale everywhere (sum of upsampled noise octaves)."""
+    rng = np.random.default_rng(3)
+    acc = np.zeros((h, w, 3), np.float32)
+    for k in (1, 2, 4, 8, 16):
+        n = rng.normal(0, 1, (h // k + 1, w // k + 1, 3)).astype(np.float32)
+        acc += cv2.resize(n, (w, h), interpolation=cv2.INTER_LINEAR) * 20
+    return np.clip(acc + 128, 0, 255).astype(np.uint8)
+
+
+def _half_blurred(sigma: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """A texture whose right half is defocused; returns it and the sharp-half mask."""
+    crop = _texture()
+    blurred = cv2.GaussianBlur(crop, (0, 0), sigma)
+    img = crop.copy()
+    img[:, 320:] = blurred[:, 320:]
+    truth = np.zeros(img.shape[:2], bool)
+    truth[:, :320] = True
+    return img, truth
+
+
+def test_focus_score_separates_sharp_from_defocused():
+    img, truth = _half_blurred()
+    score = focus_score(img, max_side=320)
+    t = cv2.resize(truth.astype(np.uint8), score.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+    margin = score.shape[1] // 8  # ignore the band around the boundary
+    sharp = score[:, : score.shape[1] // 2 - margin]
+    soft = score[:, score.shape[1] // 2 + margin:]
+    assert sharp.mean() > 2 * soft.mean()
+    assert np.median(sharp) > np.percentile(soft, 95)
+    assert score.dtype == np.float32 and 0 <= score.min() and score.max() <= 1
+    assert t.any()
+
+
+def test_focus_score_on_a_real_shallow_dof_photo():
+    photo = cv2.resize(sample_photo(), (1152, 648), interpolation=cv2.INTER_AREA)
+    score = focus_score(photo)  # working size 480 x 270
+    f = score.shape[1] / 1152
+    head = score[int(100 * f):int(330 * f), int(190 * f):int(480 * f)]  # in-focus dandelion head
+    bokeh = score[int(150 * f):int(350 * f), int(700 * f):int(1100 * f)]  # defocused meadow
+    assert head.mean() > 3 * bokeh.mean()
+
+
+def test_all_bokeh_frame_scores_low():
+    img, _ = _half_blurred()
+    soft = cv2.GaussianBlur(img, (0, 0), 4.0)
+    assert focus_score(soft).mean() < 0.5 * focus_score(img).mean()
+
+
+def test_tracker_finds_the_sharp_half():
+    img, truth = _half_blurred()
+    mask = MaskTracker(estimator=FocusEstimator()).update(img)
+    inter = (mask.binary & cv2.resize(truth.astype(np.uint8), mask.binary.shape[::-1]).astype(bool)).sum()
+    union = (mask.binary | cv2.resize(truth.astype(np.uint8), mask.binary.shape[::-1]).astype(bool)).sum()
+    assert inter / union > 0.8
+    assert mask.alpha.shape == img.shape[:2]
+
+
+def _flips(tracker: MaskTracker, frames: list[np.ndarray]) -> float:
+    prev, flips = None, []
+    for f in frames:
+        m = tracker.update(f).binary
+        if prev is not None:
+            flips.append(float((m != prev).mean()))
+        prev = m
+    return float(np.mean(flips))
+
+
+def test_temporal_smoothing_reduces_flicker_on_noisy_static_scene():
+    img, _ = _half_blurred(sigma=1.2)  # weak defocus: the score sits near the threshold
+    rng = np.random.default_rng(0)
+    frames = [np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8) for _ in range(16)]
+    raw = _flips(MaskTracker(estimator=FocusEstimator(), every=1, ema=1.0, hysteresis=0.0), frames)
+    smooth = _flips(MaskTracker(estimator=FocusEstimator(), every=1), frames)
+    assert raw > 0
+    assert smooth < 0.5 * raw
+
+
+@pytest.mark.parametrize("every", [1, 3, 4])
+def test_mask_every_runs_estimator_once_per_anchor_and_on_cuts(every):
+    img, _ = _half_blurred()
+    other = cv2.resize(sample_photo(), img.shape[1::-1], interpolation=cv2.INTER_AREA)
+    frames = [img] * 10 + [other] * 5  # hard cut at frame 10
+    tracker = MaskTracker(estimator=FocusEstimator(), every=every)
+    anchors = [tracker.update(f).anchor for f in frames]
+    assert tracker.cuts == 1
+    expected = math.ceil(10 / every) + math.ceil(5 / every)  # the cut restarts the anchor count
+    assert tracker.passes == expected == sum(anchors)
+
+
+def test_feather_is_soft_and_exact_at_the_extremes():
+    b = np.zeros((60, 80), bool)
+    b[20:40, 30:50] = True
+    a = feather(b, radius_px=4, size=(120, 160))
+    assert a.shape == (120, 160) and a.dtype == np.float32
+    assert a[60, 80] == 1.0 and a[0, 0] == 0.0
+    ramp = a[60, 100:130]
+    assert np.all(np.diff(ramp) <= 1e-6) and 0 < ramp.mean() < 1  # monotone soft edge
+    assert (feather(np.ones_like(b), radius_px=4, size=(120, 160)) == 1).all()
+    assert (feather(np.zeros_like(b), radius_px=4, size=(120, 160)) == 0).all()
+
+
+def test_clean_mask_fills_holes_and_drops_specks():
+    b = np.zeros((100, 100), bool)
+    b[20:80, 20:80] = True
+    b[45:55, 45:55] = False  # hole
+    b[5, 5] = True  # speck
+    m = clean_mask(b, min_area=0.01, close_px=1)
+    assert m[50, 50] and not m[5, 5]
+
+
+def test_constant_estimators_give_empty_and_full_masks():
+    img, _ = _half_blurred()
+    assert MaskTracker(estimator=ConstantEstimator(0.0), threshold=0.5).update(img).alpha.max() == 0
+    assert MaskTracker(estimator=ConstantEstimator(1.0), threshold=0.5).update(img).alpha.min() == 1

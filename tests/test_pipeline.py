@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from media import make_video, read_video, textured_frame
+from vidsr.composite import upscale_background
+from vidsr.io import probe
+from vidsr.mask import ConstantEstimator
+from vidsr.pipeline import UpscaleConfig, build_processor, upscale_video
+from vidsr.sr import sr_whole
+
+
+def _processor(tmp_path, tiny_ckpt, value: float | None, *, full_frame: bool = False, bg: str = "bicubic"):
+    video = make_video(tmp_path / "in.mp4", width=72, height=40)
+    cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, batch=3, fg_threshold=0.5, full_frame=full_frame, bg=bg)
+    est = ConstantEstimator(value) if value is not None else None
+    return build_processor(probe(video), cfg, est)
+
+
+@pytest.mark.parametrize("bg", ["bicubic", "lanczos"])
+def test_empty_mask_gives_plain_upscale_and_runs_no_sr(tmp_path, tiny_ckpt, bg):
+    proc = _processor(tmp_path, tiny_ckpt, 0.0, bg=bg)
+    img = textured_frame(0, width=72, height=40)
+    timings = {k: 0.0 for k in ("mask", "sr", "background", "composite")}
+    out, mask, ran = proc.process(img, timings)
+    assert ran == 0 and timings["sr"] < 1e-3
+    np.testing.assert_array_equal(out, upscale_background(img, scale=2, method=bg))
+
+
+def test_full_mask_equals_whole_frame_sr(tmp_path, tiny_ckpt):
+    proc = _processor(tmp_path, tiny_ckpt, 1.0)
+    img = textured_frame(0, width=72, height=40)
+    out, _, ran = proc.process(img, {k: 0.0 for k in ("mask", "sr", "background", "composite")})
+    assert ran == len(proc.plan)
+    whole = sr_whole(proc.engine, img)
+    assert np.abs(out.astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_partial_mask_blends_between_background_and_sr(tmp_path, tiny_ckpt):
+    proc = _processor(tmp_path, tiny_ckpt, None)
+    img = textured_frame(0, width=72, height=40)
+    out, mask, ran = proc.process(img, {k: 0.0 for k in ("mask", "sr", "background", "composite")})
+    assert 0 < ran < len(proc.plan)
+    bg = upscale_background(img, scale=2)
+    sr = sr_whole(proc.engine, img)
+    import cv2
+
+    alpha = cv2.resize(mask.alpha, (144, 80), interpolation=cv2.INTER_LINEAR)
+    far = alpha == 0
+    np.testing.assert_array_equal(out[far], bg[far])
+    inside = alpha == 1
+    assert inside.any() and np.abs(out[inside].astype(int) - sr[inside].astype(int)).max() <= 1
+
+
+def test_end_to_end_keeps_frames_pts_duration_and_audio(tmp_path, tiny_ckpt):
+    src = make_video(tmp_path / "in.mp4", frames=12, width=64, height=48, fps=24, audio=True)
+    out = tmp_path / "out.mp4"
+    report = upscale_video(src, out, config=UpscaleConfig(model=str(tiny_ckpt), tile=16))
+    in_frames, in_pts, in_facts = read_video(src)
+    out_frames, out_pts, out_facts = read_video(out)
+    assert report.frames == len(out_frames) == len(in_frames) == 12
+    assert out_frames[0].shape == (96, 128, 3)
+    assert out_pts == in_pts
+    assert out_facts["time_base"] == in_facts["time_base"]
+    assert out_facts["duration"] == in_facts["duration"]
+    assert out_facts["audio"] == in_facts["audio"]  # codec, duration and start copied unchanged
+    assert not list(tmp_path.glob(".*vidsr-*"))  # no temp file left
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+def test_variable_frame_rate_and_start_offset_are_kept(tmp_path, tiny_ckpt, ext):
+    from fractions import Fraction
+
+    steps = [40, 80, 40, 33, 120, 40, 42, 40]
+    src = make_video(tmp_path / f"vfr{ext}", frames=8, pts_step=steps, time_base=Fraction(1, 1000),
+                     start_pts=500)
+    out = tmp_path / f"vfr_out{ext}"
+    upscale_video(src, out, config=UpscaleConfig(model=str(tiny_ckpt), tile=16))
+    _, in_pts, in_facts = read_video(src)
+    _, out_pts, out_facts = read_video(out)
+    assert out_pts == in_pts and out_facts["time_base"] == in_facts["time_base"]
+    assert in_pts[0] * in_facts["time_base"] == Fraction(1, 2)  # 0.5 s start offset
+    assert len(set(np.diff(in_pts))) > 1
+
+
+def test_save_mask_writes_aligned_grey_video(tmp_path, tiny_ckpt):
+    src = make_video(tmp_path / "in.mp4", frames=6)
+    out, mask = tmp_path / "out.mp4", tmp_path / "mask.mp4"
+    upscale_video(src, out, config=UpscaleConfig(model=str(tiny_ckpt), tile=16, save_mask=mask))
+    frames, pts, _ = read_video(mask)
+    _, out_pts, _ = read_video(out)
+    assert pts == out_pts and frames[0].shape == (96, 128, 3)
+    grey = frames[2].astype(int)
+    assert np.abs(grey[..., 0] - grey[..., 1]).max() <= 3  # grey
+    assert grey[48, 64].mean() > 200 and grey[2, 2].mean() < 40  # subject centre on, corner off

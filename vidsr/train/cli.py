@@ -1,0 +1,179 @@
+"""Click commands ``train`` and ``eval-sr`` (added to the main ``vidsr`` group by vidsr.cli).
+
+Run standalone with ``python -m vidsr.train.cli train ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from vidsr.errors import VidsrError
+from vidsr.train.data import PatchConfig, list_images
+from vidsr.train.degrade import DegradeConfig
+from vidsr.train.evaluate import EvalImage, evaluate, folder_photos, format_table, skimage_photos, summarize
+from vidsr.train.loop import CompactSpec, ESPCNSpec, TrainConfig, train, write_final
+
+
+def _eval_images(*, use_skimage: bool, folders: tuple[Path, ...], long_side: int | None) -> list[EvalImage]:
+    images = skimage_photos() if use_skimage else []
+    for folder in folders:
+        images += folder_photos(folder, long_side=long_side)
+    return images
+
+
+def _load_model(name_or_path: str):
+    """A checkpoint path, or a model name from models/manifest.json (its scale comes from there)."""
+    from vidsr.models import load_checkpoint, read_manifest, resolve_model
+
+    if os.sep in name_or_path or name_or_path.endswith((".pt", ".pth")):
+        return load_checkpoint(Path(name_or_path))
+    entry = read_manifest().get(name_or_path)
+    scale = entry.scale if entry is not None else 2
+    return resolve_model(name_or_path, scale=scale)  # raises a clear ModelError for unknown names
+
+
+def _print_eval(records, json_path: Path | None) -> dict:
+    click.echo(format_table(records))
+    summary = summarize(records)
+    for kind, m in summary["mean"].items():
+        click.echo(f"{kind}: mean PSNR-Y gain {m['gain_psnr_y']:+.2f} dB (worst image {m['min_gain_psnr_y']:+.2f} dB), "
+                   f"RGB gain {m['gain_psnr_rgb']:+.2f} dB over {m['images']} images")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+class _Progress:
+    """Two tqdm bars: photos cut into patches, then optimiser steps."""
+
+    def __init__(self, *, images: int, steps: int) -> None:
+        self._steps = steps
+        self._photos = tqdm(total=images, desc="photos->patches", unit="photo")
+        self._train: tqdm | None = None
+
+    def image(self, _path: Path) -> None:
+        self._photos.update(1)
+
+    def step(self, step: int, loss: float) -> None:
+        if self._train is None:
+            self._photos.close()
+            self._train = tqdm(total=self._steps, initial=step - 1, desc="train", unit="step")
+        self._train.update(1)
+        if step % 50 == 0:
+            self._train.set_postfix(loss=f"{loss:.4f}")
+
+    def close(self) -> None:
+        self._photos.close()
+        if self._train is not None:
+            self._train.close()
+
+
+@click.command("train")
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of photographs (searched recursively).")
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: config.json, metrics.jsonl, state.pt, model.pt, metrics.json.")
+@click.option("--scale", type=click.Choice(["2", "3", "4"]), default="2", show_default=True)
+@click.option("--arch", type=click.Choice(["compact", "espcn"]), default="compact", show_default=True)
+@click.option("--num-feat", type=int, default=16, show_default=True, help="compact: body channels.")
+@click.option("--num-conv", type=int, default=4, show_default=True, help="compact: body convolutions.")
+@click.option("--feat1", type=int, default=16, show_default=True, help="espcn: head channels.")
+@click.option("--feat2", type=int, default=16, show_default=True, help="espcn: middle channels.")
+@click.option("--steps", type=int, default=10_000, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--patch", "lr_patch", type=int, default=64, show_default=True, help="LR patch side (HR = patch * scale).")
+@click.option("--patches-per-image", type=int, default=96, show_default=True)
+@click.option("--long-side", type=(int, int), default=(1280, 2560), show_default=True,
+              help="Photos are shrunk so the longer side is random in this range before cutting patches.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr-min", type=float, default=1e-5, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--p-area", type=float, default=0.5, show_default=True, help="Chance of area (vs antialiased bicubic) downscale.")
+@click.option("--p-blur", type=float, default=0.1, show_default=True, help="Chance of a mild Gaussian blur before downscale.")
+@click.option("--p-jpeg", type=float, default=0.15, show_default=True, help="Chance of a JPEG round trip (q 60-95).")
+@click.option("--p-h264", type=float, default=0.1, show_default=True, help="Chance a batch gets an H.264 round trip.")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--log-every", type=int, default=100, show_default=True)
+@click.option("--ckpt-every", type=int, default=1000, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out (same options required).")
+@click.option("--eval-skimage/--no-eval-skimage", default=True, show_default=True,
+              help="After training, evaluate on skimage.data photographs.")
+@click.option("--eval-folder", "eval_folders", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="After training, also evaluate on the photos in this held-out folder (repeatable).")
+@click.option("--eval-long-side", type=int, default=1280, show_default=True,
+              help="Held-out folder photos are area-shrunk to this longer side to serve as ground truth.")
+def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: int, num_conv: int, feat1: int,
+                  feat2: int, steps: int, batch_size: int, lr_patch: int, patches_per_image: int,
+                  long_side: tuple[int, int], lr: float, lr_min: float, schedule: str, seed: int, p_area: float,
+                  p_blur: float, p_jpeg: float, p_h264: float, threads: int, log_every: int, ckpt_every: int,
+                  resume: bool, eval_skimage: bool, eval_folders: tuple[Path, ...], eval_long_side: int) -> None:
+    """Train a small SR network on patches of photographs, then evaluate it against bicubic."""
+    s = int(scale)
+    try:
+        model = CompactSpec(num_feat=num_feat, num_conv=num_conv) if arch == "compact" else ESPCNSpec(feat1=feat1, feat2=feat2)
+        cfg = TrainConfig(
+            data=data, run_dir=run_dir, scale=s, model=model, steps=steps, batch_size=batch_size,
+            patches=PatchConfig(patch_size=lr_patch * s, patches_per_image=patches_per_image, long_side=long_side),
+            degrade=DegradeConfig(p_area=p_area, p_blur=p_blur, p_jpeg=p_jpeg, p_h264=p_h264),
+            lr=lr, lr_min=lr_min, schedule=schedule, seed=seed, log_every=log_every, ckpt_every=ckpt_every,
+            threads=threads,
+        )
+        bars = _Progress(images=len(list_images(data)), steps=steps)
+        try:
+            result = train(cfg, resume=resume, on_step=bars.step, on_image=bars.image)
+        finally:
+            bars.close()
+        click.echo(f"trained {result.steps} steps in {result.elapsed_s / 60:.1f} min -> {result.model_path}")
+        if eval_skimage or eval_folders:
+            images = _eval_images(use_skimage=eval_skimage, folders=eval_folders, long_side=eval_long_side)
+            records = evaluate(result.model, images, scale=s)
+            summary = dict(result.summary)
+            summary["eval"] = _print_eval(records, run_dir / "eval.json")
+            write_final(run_dir, result.model, summary)
+    except (VidsrError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.command("eval-sr")
+@click.option("--model", "model_name", required=True, help="Shipped model name (e.g. compact-x2) or a .pt checkpoint.")
+@click.option("--skimage/--no-skimage", "use_skimage", default=True, show_default=True,
+              help="Evaluate on skimage.data photographs.")
+@click.option("--folder", "folders", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Also evaluate on the photos in this folder (repeatable).")
+@click.option("--long-side", type=int, default=1280, show_default=True,
+              help="Folder photos are area-shrunk to this longer side to serve as ground truth.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write per-image scores and means here.")
+@click.option("--threads", type=int, default=2, show_default=True)
+def eval_sr_command(model_name: str, use_skimage: bool, folders: tuple[Path, ...], long_side: int,
+                    json_path: Path | None, threads: int) -> None:
+    """PSNR/SSIM (Y and RGB) of a model vs bicubic on antialiased-bicubic and area-downscaled LR."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        model, desc = _load_model(model_name)
+        images = _eval_images(use_skimage=use_skimage, folders=folders, long_side=long_side)
+        click.echo(f"{desc.name}: {desc.arch} x{desc.scale}, {len(images)} images")
+        _print_eval(evaluate(model, images, scale=desc.scale), json_path)
+    except (VidsrError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.group()
+def _standalone() -> None:
+    """vidsr training commands (standalone entry point)."""
+
+
+_standalone.add_command(train_command)
+_standalone.add_command(eval_sr_command)
+
+if __name__ == "__main__":
+    _standalone()
