@@ -76,6 +76,7 @@ def make_zero_frames(path: Path) -> Path:
     with contextlib.closing(av.open(str(path), "w")) as c:
         v = c.add_stream("libx264", rate=24)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        c.start_encoding()  # header and trailer only, no frames
         c.mux(v.encode(None))
     return path
 

@@ -95,17 +95,21 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
             if not quiet:
                 click.echo(f"sample clip: {input.name} (960x540, 60 frames, with audio)", err=True)
         info = probe(input)
-        bar = tqdm(total=info.frames, unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+        bars: list[tqdm] = []  # made at the first frame, so early errors print one clean line
 
         def on_frame(report) -> None:
-            bar.update(1)
+            if not bars:
+                bars.append(tqdm(total=info.frames, unit="frame", disable=quiet, dynamic_ncols=True,
+                                 file=sys.stderr))
+            bars[0].update(1)
             if report.frames % 5 == 0:
-                bar.set_postfix(sr=f"{report.sr_fraction:.0%}", refresh=False)
+                bars[0].set_postfix(sr=f"{report.sr_fraction:.0%}", refresh=False)
 
         try:
             report = upscale_video(input, output, config=config, on_frame=on_frame)
         finally:
-            bar.close()
+            for bar in bars:
+                bar.close()
     for w in report.warnings:
         click.echo(f"warning: {w}", err=True)
     if not quiet:

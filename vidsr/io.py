@@ -72,7 +72,9 @@ def _open_input(path: str | os.PathLike) -> av.container.InputContainer:
         raise InputError(f"input is an empty file: {p}")
     try:
         return av.open(str(p), mode="r")
-    except (av.error.InvalidDataError, av.error.EOFError) as e:
+    except av.error.EOFError:
+        raise InputError(f"no video frames in {p} (the file ends before any data: empty or truncated)") from None
+    except av.error.InvalidDataError as e:
         raise InputError(f"not a readable video file: {p} ({e.strerror or e})") from None
     except av.error.FFmpegError as e:
         raise InputError(f"cannot open {p}: {e.strerror or e}") from None
@@ -197,8 +199,12 @@ def check_output_path(output: Path, *, input_path: Path | None = None) -> None:
         raise OutputError(f"output needs a container extension such as .mp4 or .mkv: {output}")
     probe_path = temp_path_for(output)
     try:
-        c = av.open(str(probe_path), mode="w")
-        c.close()
+        with open(probe_path, "wb"):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write to {parent}: {e.strerror}") from None
+    try:
+        av.open(str(probe_path), mode="w").close()
     except (ValueError, av.error.FFmpegError) as e:
         reason = getattr(e, "strerror", None) or e
         raise OutputError(f"cannot write {output} (extension {output.suffix!r}): {reason}") from None

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from media import make_audio_only, make_video, make_zero_frames, read_video
+from vidsr.arch import Compact
+from vidsr.cli import main
+from vidsr.models import save_checkpoint
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _no_outputs(folder: Path, name: str) -> bool:
+    return not (folder / name).exists() and not list(folder.glob(".*vidsr-*"))
+
+
+def test_upscale_tiny_clip(tmp_path, tiny_ckpt):
+    src = make_video(tmp_path / "in.mp4", frames=5, audio=True)
+    r = _run("upscale", src, "-o", tmp_path / "out.mp4", "--model", tiny_ckpt, "--tile", "16")
+    assert r.exit_code == 0, r.output
+    assert "5 frames 64x48 -> 128x96" in r.output and "fps" in r.output
+    frames, _, facts = read_video(tmp_path / "out.mp4")
+    assert len(frames) == 5 and facts["streams"] == ["video", "audio"]
+
+
+def test_full_frame_and_ort_backend(tmp_path, tiny_ckpt):
+    src = make_video(tmp_path / "in.mp4", frames=3)
+    r = _run("upscale", src, "-o", tmp_path / "out.mkv", "--model", tiny_ckpt, "--tile", "16",
+             "--full-frame", "--backend", "ort", "-q")
+    assert r.exit_code == 0, r.output
+    assert r.output == ""
+    assert len(read_video(tmp_path / "out.mkv")[0]) == 3
+
+
+def _bad_cases(tmp_path: Path, tiny_ckpt: Path):
+    ok = make_video(tmp_path / "ok.mp4", frames=4)
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    audio = make_audio_only(tmp_path / "audio.m4a")
+    zero = make_zero_frames(tmp_path / "zero.mkv")
+    full = make_video(tmp_path / "full.mp4", frames=30)
+    trunc = tmp_path / "trunc.mp4"
+    trunc.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    x4 = tmp_path / "x4.pt"
+    save_checkpoint(Compact(scale=4, num_feat=8, num_conv=2), x4)
+    bad_w = tmp_path / "bad.pt"
+    payload = torch.load(tiny_ckpt, weights_only=True)
+    payload["config"]["num_conv"] = 5
+    torch.save(payload, bad_w)
+    m = ("--model", tiny_ckpt)
+    return [
+        ("missing input", (tmp_path / "nope.mp4", *m), "input not found"),
+        ("not a video", (text, *m), "not a readable video file"),
+        ("no video stream", (audio, *m), "no video stream"),
+        ("zero frames", (zero, *m), "no video frames"),
+        ("truncated", (trunc, *m), "not a readable video file"),
+        ("unknown model", (ok, "--model", "nope-x2"), "unknown model 'nope-x2'"),
+        ("weights mismatch", (ok, "--model", bad_w), "do not match architecture"),
+        ("scale mismatch", (ok, "--model", x4, "--scale", "2"), "upscales x4, but --scale 2"),
+        ("shipped scale mismatch", (ok, "--model", tiny_ckpt, "--scale", "4"), "upscales x2, but --scale 4"),
+    ]
+
+
+def test_bad_inputs_give_one_line_errors_and_no_output(tmp_path, tiny_ckpt):
+    for label, args, message in _bad_cases(tmp_path, tiny_ckpt):
+        out = tmp_path / "out" / f"{label.replace(' ', '_')}.mp4"
+        out.parent.mkdir(exist_ok=True)
+        r = _run("upscale", args[0], "-o", out, *args[1:])
+        assert r.exit_code != 0, label
+        assert message in r.output, (label, r.output)
+        assert "Traceback" not in r.output and r.output.strip().count("\n") == 0, (label, r.output)
+        assert _no_outputs(out.parent, out.name), label
+
+
+@pytest.mark.parametrize("target,message", [
+    ("missing_dir/out.mp4", "output folder does not exist"),
+    ("SAME", "same file as the input"),
+    ("noext", "needs a container extension"),
+    ("out.notacontainer", "cannot write"),
+    ("/proc/vidsr-out.mp4", "cannot"),
+])
+def test_unwritable_outputs(tmp_path, tiny_ckpt, target, message):
+    src = make_video(tmp_path / "in.mp4", frames=3)
+    out = src if target == "SAME" else (Path(target) if target.startswith("/") else tmp_path / target)
+    before = src.read_bytes()
+    r = _run("upscale", src, "-o", out, "--model", tiny_ckpt)
+    assert r.exit_code != 0 and message in r.output, r.output
+    assert "Traceback" not in r.output
+    assert src.read_bytes() == before
+    if target != "SAME":
+        assert not out.exists()
+
+
+def test_failure_mid_run_leaves_no_file(tmp_path, tiny_ckpt, monkeypatch):
+    import vidsr.pipeline as pipeline
+
+    src = make_video(tmp_path / "in.mp4", frames=8)
+    calls = {"n": 0}
+    real = pipeline.sr_tiles
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("boom")
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipeline, "sr_tiles", flaky)
+    r = _run("upscale", src, "-o", tmp_path / "out.mp4", "--model", tiny_ckpt, "--full-frame")
+    assert r.exit_code != 0 and "boom" in r.output
+    assert _no_outputs(tmp_path, "out.mp4")
+
+
+def test_input_or_sample_required(tmp_path):
+    r = _run("upscale", "-o", tmp_path / "o.mp4")
+    assert r.exit_code != 0 and "give either INPUT or --sample" in r.output
+
+
+def test_sample_command_writes_a_clip_with_audio(tmp_path):
+    r = _run("sample", tmp_path / "s.mp4", "--seconds", "0.5", "--size", "320x180")
+    assert r.exit_code == 0, r.output
+    frames, pts, facts = read_video(tmp_path / "s.mp4")
+    assert len(frames) == 15 and frames[0].shape == (180, 320, 3)
+    assert facts["streams"] == ["video", "audio"]
