@@ -23,16 +23,18 @@ def test_empty_mask_gives_plain_upscale_and_runs_no_sr(tmp_path, tiny_ckpt, bg):
     proc = _processor(tmp_path, tiny_ckpt, 0.0, bg=bg)
     img = textured_frame(0, width=72, height=40)
     timings = {k: 0.0 for k in ("mask", "sr", "background", "composite")}
-    out, mask, ran = proc.process(img, timings)
-    assert ran == 0 and timings["sr"] < 1e-3
+    res = proc.process(img, timings)
+    out = res.image
+    assert res.tiles == [] and timings["sr"] < 1e-3
     np.testing.assert_array_equal(out, upscale_background(img, scale=2, method=bg))
 
 
 def test_full_mask_equals_whole_frame_sr(tmp_path, tiny_ckpt):
     proc = _processor(tmp_path, tiny_ckpt, 1.0)
     img = textured_frame(0, width=72, height=40)
-    out, _, ran = proc.process(img, {k: 0.0 for k in ("mask", "sr", "background", "composite")})
-    assert ran == len(proc.plan)
+    res = proc.process(img, {k: 0.0 for k in ("mask", "sr", "background", "composite")})
+    out = res.image
+    assert len(res.tiles) == len(proc.plan)
     whole = sr_whole(proc.engine, img)
     assert np.abs(out.astype(int) - whole.astype(int)).max() <= 1
 
@@ -40,8 +42,9 @@ def test_full_mask_equals_whole_frame_sr(tmp_path, tiny_ckpt):
 def test_partial_mask_blends_between_background_and_sr(tmp_path, tiny_ckpt):
     proc = _processor(tmp_path, tiny_ckpt, None)
     img = textured_frame(0, width=72, height=40)
-    out, mask, ran = proc.process(img, {k: 0.0 for k in ("mask", "sr", "background", "composite")})
-    assert 0 < ran < len(proc.plan)
+    res = proc.process(img, {k: 0.0 for k in ("mask", "sr", "background", "composite")})
+    out, mask = res.image, res.mask
+    assert 0 < len(res.tiles) < len(proc.plan)
     bg = upscale_background(img, scale=2)
     sr = sr_whole(proc.engine, img)
     import cv2

@@ -154,15 +154,12 @@ def list_models() -> None:
         click.echo(f"{m.name:16s} arch={m.arch:8s} x{m.scale}  {m.file}")
 
 
-def _add_optional_commands() -> None:
-    from vidsr.train.cli import eval_sr, train
+def _register_feature_commands() -> None:
+    """Commands that live beside their feature's library code, added explicitly."""
+    from vidsr.train.cli import eval_sr_command, train_command
 
-    main.add_command(train)
-    main.add_command(eval_sr)
+    for command in (train_command, eval_sr_command):
+        main.add_command(command)
 
 
-if os.environ.get("VIDSR_NO_TRAIN_CLI") is None:
-    try:
-        _add_optional_commands()
-    except ImportError:
-        pass
+_register_feature_commands()

@@ -86,6 +86,16 @@ class UpscaleReport:
         return self.fg_fraction_sum / self.frames if self.frames else 0.0
 
 
+@dataclass(frozen=True)
+class FrameResult:
+    """One processed frame: the (H*s, W*s, 3) uint8 output, its mask (None in full-frame mode)
+    and the indices of the plan's tiles that went through SR."""
+
+    image: np.ndarray
+    mask: MaskFrame | None
+    tiles: list[int]
+
+
 @dataclass
 class FrameProcessor:
     """Mask + tile-gated SR + composite for one frame at a time (no I/O)."""
@@ -97,17 +107,18 @@ class FrameProcessor:
     batch: int = 8
     full_frame: bool = False
 
-    def process(self, image: np.ndarray, timings: dict[str, float]) -> tuple[np.ndarray, MaskFrame | None, int]:
-        """(H, W, 3) uint8 LR -> ((H*s, W*s, 3) uint8, mask, number of tiles run)."""
+    def process(self, image: np.ndarray, timings: dict[str, float]) -> FrameResult:
+        """SR one (H, W, 3) uint8 LR frame; adds seconds per stage to ``timings``."""
         s = self.engine.descriptor.scale
         if self.full_frame:
             t0 = time.perf_counter()
-            tiles = sr_tiles(self.engine, image, self.plan, list(range(len(self.plan))), batch=self.batch)
+            indices = list(range(len(self.plan)))
+            tiles = sr_tiles(self.engine, image, self.plan, indices, batch=self.batch)
             t1 = time.perf_counter()
             out = stitch(tiles, height=image.shape[0], width=image.shape[1], scale=s)
             timings["sr"] += t1 - t0
             timings["composite"] += time.perf_counter() - t1
-            return out, None, len(tiles)
+            return FrameResult(image=out, mask=None, tiles=indices)
         t0 = time.perf_counter()
         mask = self.tracker.update(image)
         indices = select_tiles(self.plan, mask.alpha)
@@ -127,7 +138,7 @@ class FrameProcessor:
         timings["sr"] += t2 - t1
         timings["background"] += t3 - t2
         timings["composite"] += t4 - t3
-        return out, mask, len(indices)
+        return FrameResult(image=out, mask=mask, tiles=indices)
 
 
 _END = object()
@@ -291,7 +302,8 @@ def _process_loop(proc: FrameProcessor, q_in: queue.Queue, q_out: queue.Queue, s
             if not _put(q_out, item, stop):
                 break
             continue
-        out, mask, ran = proc.process(item.image, report.stages)
+        result = proc.process(item.image, report.stages)
+        out, mask, ran = result.image, result.mask, len(result.tiles)
         mask_img = None
         if want_mask:
             h, w = out.shape[:2]

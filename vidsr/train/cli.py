@@ -94,6 +94,7 @@ class _Progress:
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--lr-min", type=float, default=1e-5, show_default=True)
 @click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
+@click.option("--warmup", "warmup_steps", type=int, default=200, show_default=True, help="Linear LR warmup steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--p-area", type=float, default=0.5, show_default=True, help="Chance of area (vs antialiased bicubic) downscale.")
 @click.option("--p-blur", type=float, default=0.1, show_default=True, help="Chance of a mild Gaussian blur before downscale.")
@@ -111,7 +112,7 @@ class _Progress:
               help="Held-out folder photos are area-shrunk to this longer side to serve as ground truth.")
 def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: int, num_conv: int, feat1: int,
                   feat2: int, steps: int, batch_size: int, lr_patch: int, patches_per_image: int,
-                  long_side: tuple[int, int], lr: float, lr_min: float, schedule: str, seed: int, p_area: float,
+                  long_side: tuple[int, int], lr: float, lr_min: float, schedule: str, warmup_steps: int, seed: int, p_area: float,
                   p_blur: float, p_jpeg: float, p_h264: float, threads: int, log_every: int, ckpt_every: int,
                   resume: bool, eval_skimage: bool, eval_folders: tuple[Path, ...], eval_long_side: int) -> None:
     """Train a small SR network on patches of photographs, then evaluate it against bicubic."""
@@ -122,7 +123,7 @@ def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: in
             data=data, run_dir=run_dir, scale=s, model=model, steps=steps, batch_size=batch_size,
             patches=PatchConfig(patch_size=lr_patch * s, patches_per_image=patches_per_image, long_side=long_side),
             degrade=DegradeConfig(p_area=p_area, p_blur=p_blur, p_jpeg=p_jpeg, p_h264=p_h264),
-            lr=lr, lr_min=lr_min, schedule=schedule, seed=seed, log_every=log_every, ckpt_every=ckpt_every,
+            lr=lr, lr_min=lr_min, schedule=schedule, warmup_steps=warmup_steps, seed=seed, log_every=log_every, ckpt_every=ckpt_every,
             threads=threads,
         )
         bars = _Progress(images=len(list_images(data)), steps=steps)

@@ -77,6 +77,7 @@ class TrainConfig:
         lr: peak learning rate (Adam).
         lr_min: final learning rate of the cosine schedule.
         schedule: ``cosine`` (to ``lr_min``) or ``step`` (x0.5 at 50%, 75%, 90% of steps).
+        warmup_steps: linear learning-rate ramp at the start.
         seed: seeds patch cutting, batches, degradations and init.
         log_every: steps between metrics lines.
         ckpt_every: steps between resumable states.
@@ -95,6 +96,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_min: float = 1e-5
     schedule: Literal["cosine", "step"] = "cosine"
+    warmup_steps: int = 200
     seed: int = 0
     log_every: int = 100
     ckpt_every: int = 1000
@@ -132,6 +134,8 @@ class TrainResult:
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
     """Learning rate for 0-based ``step`` under ``cfg.schedule``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
     t = min(step / cfg.steps, 1.0)
     if cfg.schedule == "cosine":
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t))
@@ -144,11 +148,13 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def zero_init_output(model: nn.Module) -> None:
-    """Zero the last convolution so a residual network starts exactly at its cheap upscale."""
+def shrink_output_init(model: nn.Module, *, factor: float = 0.1) -> None:
+    """Scale the last convolution's weights down and zero its bias, so a residual network
+    starts close to its cheap upscale (exactly zero would stall the first steps)."""
     last = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
+    with torch.no_grad():
+        last.weight.mul_(factor)
+        last.bias.zero_()
 
 
 def _data_summary(cfg: TrainConfig, paths: list[Path]) -> dict:
@@ -219,7 +225,7 @@ def train(cfg: TrainConfig, *, resume: bool = False,
 
     torch.manual_seed(cfg.seed)
     model = cfg.model.build(cfg.scale)
-    zero_init_output(model)
+    shrink_output_init(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     rng = np.random.default_rng([cfg.seed, 2])
     step, elapsed = 0, 0.0
@@ -253,8 +259,9 @@ def train(cfg: TrainConfig, *, resume: bool = False,
             if on_step is not None:
                 on_step(step, losses[-1])
             if step % cfg.log_every == 0 or step == cfg.steps:
-                line = {"step": step, "loss": float(np.mean(losses)), "lr": lr_now, "val_l1": validate_eval(model, val_x, val_y),
-                        "val_bicubic_l1": val_bicubic, "elapsed_s": round(time.perf_counter() - t0, 2)}
+                line = {"step": step, "loss": float(np.mean(losses)), "lr": lr_now,
+                        "val_l1": validate_eval(model, val_x, val_y), "val_bicubic_l1": val_bicubic,
+                        "elapsed_s": round(time.perf_counter() - t0, 2)}
                 with open(run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(line) + "\n")
                 losses.clear()
