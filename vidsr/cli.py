@@ -49,9 +49,11 @@ def main() -> None:
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
 @click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
 @click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x<scale>].")
-@click.option("--backend", type=click.Choice(["torch", "ort"]), default="torch", show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--backend", type=click.Choice(["torch", "ort", "trt"]), default="torch", show_default=True,
+              help="trt: TensorRT engine from export/ (built on first use; needs the [trt] extra and a GPU).")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda for trt, else cpu].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="[default: fp16 for trt, else fp32]")
 @click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True, help="Tiles per network call.")
 @click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True, help="Tile core size (LR px).")
 @click.option("--bg", type=click.Choice(["bicubic", "lanczos", "bilinear"]), default="bicubic", show_default=True,
@@ -71,7 +73,7 @@ def main() -> None:
 @click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: str | None, backend: str,
-            device: str, precision: str, batch: int, tile: int, bg: str, mask_every: int,
+            device: str | None, precision: str | None, batch: int, tile: int, bg: str, mask_every: int,
             fg_threshold: float | None, feather: float, full_frame: bool, codec: str, crf: int, preset: str,
             pix_fmt: str, save_mask: Path | None, no_audio: bool, quiet: bool) -> None:
     """Upscale INPUT (or --sample) to OUTPUT, super-resolving only the in-focus foreground."""
@@ -83,6 +85,8 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
 
     if sample == (input is not None):
         _fail("give either INPUT or --sample")
+    device = device or ("cuda" if backend == "trt" else "cpu")
+    precision = precision or ("fp16" if backend == "trt" else "fp32")
     config = UpscaleConfig(
         scale=int(scale), model=model, backend=backend, device=device, precision=precision, batch=batch,
         tile=tile, bg=bg, full_frame=full_frame, mask_every=mask_every, fg_threshold=fg_threshold,
@@ -122,6 +126,81 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
 
 
 @main.command()
+@click.argument("input", required=False, type=click.Path(dir_okay=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Comparison video (.mp4, .mkv, ...).")
+@click.option("--sheet", type=click.Path(path_type=Path), default=None,
+              help="PNG contact sheet of zoomed foreground/background crops with PSNR and timings.")
+@click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
+@click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
+@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x<scale>].")
+@click.option("--backend", type=click.Choice(["torch", "ort"]), default="torch", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True, help="Tile core size (LR px).")
+@click.option("--bg", type=click.Choice(["bicubic", "lanczos"]), default="bicubic", show_default=True,
+              help="Plain upscale (also the partial-SR background).")
+@click.option("--layout", default="grid", show_default=True,
+              help="grid (2x2 panels), split (two methods, left/right) or wipe (moving divider).")
+@click.option("--methods", default="plain,partial", show_default=True,
+              help="Two of plain, full, partial, mask for split/wipe (left,right).")
+@click.option("--frames", default=None, help="START:END frame range, 0-based, end excluded [default: all].")
+@click.option("--gt", type=click.Path(path_type=Path), default=None,
+              help="Ground-truth video at the output size: the sheet's PSNR reference [default: bicubic].")
+@click.option("--sheet-frame", type=int, default=None, help="Frame for --sheet [default: middle of the range].")
+@click.option("--max-width", type=int, default=1920, show_default=True, help="Cap on the comparison video's width.")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True)
+@click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def compare(input: Path | None, output: Path | None, sheet: Path | None, sample: bool, scale: str,
+            model: str | None, backend: str, device: str, tile: int, bg: str, layout: str, methods: str,
+            frames: str | None, gt: Path | None, sheet_frame: int | None, max_width: int, crf: int,
+            no_audio: bool, quiet: bool) -> None:
+    """Render plain upscale, full-frame SR, partial SR and the mask side by side (and a crop sheet)."""
+    from tqdm import tqdm
+
+    from vidsr.compare import CompareConfig, compare_video, parse_frames, parse_methods
+    from vidsr.io import EncodeOptions
+    from vidsr.pipeline import UpscaleConfig
+    from vidsr.sample import write_sample
+
+    if sample == (input is not None):
+        _fail("give either INPUT or --sample")
+    config = CompareConfig(
+        upscale=UpscaleConfig(scale=int(scale), model=model, backend=backend, device=device, tile=tile, bg=bg,
+                              encode=EncodeOptions(crf=crf), copy_streams=not no_audio),
+        layout=layout, methods=parse_methods(methods), frames=parse_frames(frames), max_width=max_width,
+        sheet_frame=sheet_frame,
+    )
+    with tempfile.TemporaryDirectory(prefix="vidsr-") as tmpdir:
+        if sample:
+            input = write_sample(Path(tmpdir) / "sample.mp4")
+        bars: list[tqdm] = []
+
+        def on_frame(report) -> None:
+            if not bars:
+                bars.append(tqdm(unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr))
+            bars[0].update(1)
+
+        try:
+            report = compare_video(input, output, config=config, sheet_path=sheet, gt_path=gt, on_frame=on_frame)
+        finally:
+            for bar in bars:
+                bar.close()
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if quiet:
+        return
+    times = ", ".join(f"{m} {report.ms_per_frame(m):.1f}" for m in report.seconds)
+    if report.output:
+        click.echo(f"{report.output}: {report.frames} frames, {report.layout} "
+                   f"{report.out_size[0]}x{report.out_size[1]}; ms/frame: {times}")
+    if report.sheet:
+        psnr = "; ".join(f"{region}: " + ", ".join(f"{m} {v:.2f}" for m, v in row.items() if v != float("inf"))
+                         for region, row in report.sheet_psnr.items())
+        click.echo(f"{report.sheet}: frame {report.sheet_frame}, PSNR dB vs {report.reference}: {psnr}")
+
+
+@main.command()
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--seconds", type=click.FloatRange(0.1, 600), default=2.0, show_default=True)
 @click.option("--fps", type=click.IntRange(1, 240), default=30, show_default=True)
@@ -142,6 +221,45 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
     click.echo(str(path))
 
 
+@main.command()
+@click.argument("input", required=False, type=click.Path(path_type=Path))
+@click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
+@click.option("--model", default=None, help="Shipped model name or .pt [default: compact-x<scale>].")
+@click.option("--backend", "backends", multiple=True, default=("torch", "torch-bf16", "ort"), show_default=True,
+              help="Repeatable: torch, torch-bf16, torch-fp16, ort, trt.")
+@click.option("--frames", type=click.IntRange(1, 10000), default=30, show_default=True)
+@click.option("--warmup", type=click.IntRange(0, 1000), default=3, show_default=True)
+@click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True)
+@click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option("--mask-every", type=click.IntRange(1, 1000), default=2, show_default=True)
+@click.option("--gt", type=click.Path(path_type=Path), default=None, help="High-resolution ground truth video.")
+@click.option("--sweep-fg", is_flag=True, help="Also time synthetic masks of 10..100%% foreground.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.option("--md", "md_path", type=click.Path(path_type=Path), default=None)
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
+@click.option("-q", "--quiet", is_flag=True)
+def bench(input: Path | None, scale: str, model: str | None, backends: tuple[str, ...], frames: int, warmup: int,
+          repeat: int, tile: int, batch: int, mask_every: int, gt: Path | None, sweep_fg: bool,
+          json_path: Path | None, md_path: Path | None, plot_path: Path | None, quiet: bool) -> None:
+    """Per-stage throughput (and quality, with ground truth) of partial vs full-frame SR per backend."""
+    from vidsr.bench import BenchConfig, plot, run_bench, to_markdown, write_json
+
+    config = BenchConfig(scale=int(scale), model=model, backends=tuple(backends), frames=frames, warmup=warmup,
+                         repeat=repeat, tile=tile, batch=batch, mask_every=mask_every,
+                         sweep_fg=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0) if sweep_fg else ())
+    report = run_bench(input, config=config, gt_path=gt,
+                       log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    md = to_markdown(report)
+    click.echo(md)
+    if json_path:
+        write_json(report, json_path)
+    if md_path:
+        md_path.write_text(md)
+    if plot_path:
+        plot(report, plot_path)
+
+
 @main.command("models")
 def list_models() -> None:
     """List the shipped models."""
@@ -152,6 +270,93 @@ def list_models() -> None:
         _fail(f"no models/manifest.json under {models_dir()}")
     for m in manifest.values():
         click.echo(f"{m.name:16s} arch={m.arch:8s} x{m.scale}  {m.file}")
+
+
+def _format_size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+@main.command("export")
+@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2].")
+@click.option("--scale", type=click.Choice(["2", "4"]), default=None, help="[default: the model's]")
+@click.option("--onnx", "onnx_only", is_flag=True, help="ONNX only (the default when --trt is not given).")
+@click.option("--trt", is_flag=True, help="Also build a TensorRT engine (needs the [trt] extra and an NVIDIA GPU).")
+@click.option("--fp16/--fp32", "fp16", default=True, show_default=True, help="TensorRT engine precision.")
+@click.option("--bf16", is_flag=True, help="TensorRT engine in bf16 (overrides --fp16/--fp32).")
+@click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True,
+              help="Size the profile for `upscale --tile`: windows of tile + 2 * receptive radius.")
+@click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="Size the profile for `upscale --batch`.")
+@click.option("--min-shape", default=None, help="Profile minimum, BxHxW (e.g. 1x16x16) [default: from --tile/--batch].")
+@click.option("--opt-shape", default=None, help="Profile optimum, BxHxW [default: batch x window x window].")
+@click.option("--max-shape", default=None, help="Profile maximum, BxHxW [default: batch x window x window].")
+@click.option("--device", default="cuda", show_default=True, help="GPU for the TensorRT build.")
+@click.option("--opset", type=click.IntRange(11, 21), default=17, show_default=True)
+@click.option("--atol", type=click.FloatRange(0, 1), default=1e-3, show_default=True,
+              help="Fail if ONNX differs from torch by more than this.")
+@click.option("--precision-report", is_flag=True,
+              help="Also report PSNR of bf16/fp16 (and the engine) against fp32 on the sample clip.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="[default: export/ in the checkout, or $VIDSR_EXPORT_DIR]")
+@click.option("--list", "list_only", is_flag=True, help="List cached ONNX files and engines, then exit.")
+@click.option("-q", "--quiet", is_flag=True, help="No build progress bar.")
+def export_command(model: str | None, scale: str | None, onnx_only: bool, trt: bool, fp16: bool, bf16: bool,
+                   tile: int, batch: int, min_shape: str | None, opt_shape: str | None, max_shape: str | None,
+                   device: str, opset: int, atol: float, precision_report: bool, output_dir: Path | None,
+                   list_only: bool, quiet: bool) -> None:
+    """Export a model to ONNX (checked against torch) and optionally build a TensorRT engine."""
+    from vidsr.export import (Profile, export_dir, export_model, list_cache, parse_shape, pipeline_profile,
+                              resolve_export_model)
+
+    folder = output_dir or export_dir()
+    if list_only:
+        entries = list_cache(folder)
+        if not entries:
+            click.echo(f"nothing cached in {folder}")
+        for e in entries:
+            key = e.meta.get("key", {})
+            extra = (f"  {key.get('precision')} {key.get('gpu')} TensorRT {key.get('trt_version')}"
+                     if key else "")
+            click.echo(f"{e.kind:12s} {_format_size(e.size):>8s}  {e.path.name}{extra}")
+        return
+    if onnx_only and trt:
+        _fail("give --onnx or --trt, not both (--trt writes the ONNX file too)")
+    net, desc = resolve_export_model(model, scale=int(scale) if scale else None)
+    profile = pipeline_profile(tile=tile, batch=batch, pad=desc.receptive_radius)
+    profile = Profile(min=parse_shape(min_shape) if min_shape else profile.min,
+                      opt=parse_shape(opt_shape) if opt_shape else profile.opt,
+                      max=parse_shape(max_shape) if max_shape else profile.max)
+    precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
+    log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    result = export_model(net, desc, trt=trt, precision=precision, profile=profile, device=device, opset=opset,
+                          atol=atol, folder=folder, progress=not quiet, log=log)
+    o = result.onnx
+    click.echo(f"onnx: {o.path} (opset {o.opset}, dynamic batch/height/width, {_format_size(o.path.stat().st_size)}, "
+               f"sha256 {o.sha256[:12]})")
+    shapes = ", ".join("x".join(map(str, s)) for s in o.checked_shapes)
+    click.echo(f"check: onnx.checker ok; max abs error vs torch {o.max_abs_error:.2e} on {shapes} "
+               f"(tolerance {atol:g})")
+    extra = {}
+    if result.engine is not None:
+        e = result.engine
+        how = "cached" if e.cached else f"built in {e.seconds:.0f} s"
+        click.echo(f"trt: {e.path} ({e.key.precision}, profile {e.key.profile}, TensorRT {e.key.trt_version}, "
+                   f"{e.key.gpu}, {how}); max abs error vs torch {result.engine_max_abs_error:.2e}")
+        if precision_report:
+            from vidsr.backends.trt_engine import TrtEngine
+
+            extra[f"trt-{precision}"] = TrtEngine(engine_path=e.path, descriptor=desc, device=device)
+    if precision_report:
+        import torch
+
+        from vidsr.export import precision_report as report
+
+        where = device if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
+        for r in report(net, desc, device=where, extra=extra):
+            vs_ref = "reference" if r.delta_vs_fp32_db == 0 and r.psnr_vs_fp32 == float("inf") \
+                else f"{r.psnr_vs_fp32:.2f} dB vs fp32"
+            click.echo(f"precision: {r.label:24s} PSNR {r.psnr_vs_gt:.3f} dB vs ground truth "
+                       f"({r.delta_vs_fp32_db:+.3f} dB), {vs_ref}")
 
 
 def _register_feature_commands() -> None:

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from media import make_video
+from vidsr.bench import STAGES, BenchConfig, DiscEstimator, psnr, run_bench, ssim
+from vidsr.cli import main
+
+
+def test_bench_cli_reports_every_stage_and_config(tmp_path, tiny_ckpt):
+    src = make_video(tmp_path / "in.mp4", frames=4, width=192, height=128)
+    gt = make_video(tmp_path / "gt.mp4", frames=4, width=384, height=256)
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", str(src), "--gt", str(gt), "--tile", "16", "--frames", "3", "--warmup", "1", "--repeat", "2", "--model",
+                                  str(tiny_ckpt), "--backend", "torch", "--backend", "ort", "--backend", "trt",
+                                  "--json", str(out), "--md", str(tmp_path / "b.md"), "-q"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(out.read_text())
+    names = [x["name"] for x in report["results"]]
+    assert names == ["bicubic", "partial/torch", "full/torch", "partial/ort", "full/ort", "partial/trt", "full/trt"]
+    for x in report["results"]:
+        if x["name"].endswith("trt"):
+            assert x["status"] == "unavailable" and x["reason"]
+            continue
+        assert set(x["stages_median_ms"]) == set(STAGES)
+        assert abs(x["stage_sum_ms_per_frame"] - x["wall_ms_per_frame"]) <= 0.1 * x["wall_ms_per_frame"], x
+        assert x["fps"] > 0 and x["peak_rss_mb"] > 0
+    part = next(x for x in report["results"] if x["name"] == "partial/torch")
+    full = next(x for x in report["results"] if x["name"] == "full/torch")
+    assert 0 < part["sr_pixel_fraction"] < 1 and full["sr_pixel_fraction"] == 1.0
+    assert part["mask_passes"] == 2  # 3 frames, --mask-every 2
+    # with a ground truth: quality per config, FG and BG split
+    assert full["quality"]["psnr_fg"] > 0 and "psnr_bg" in part["quality"]
+    assert report["comparisons"]["torch"]["ideal_speedup"] > 1
+    assert report["machine"]["cores"] >= 1 and report["machine"]["torch"]
+    assert "unavailable: " in (tmp_path / "b.md").read_text()
+
+
+def test_fg_sweep_on_the_sample_clip(tiny_ckpt):
+    cfg = BenchConfig(model=str(tiny_ckpt), backends=("torch",), frames=2, warmup=0, repeat=1,
+                      sweep_fg=(0.1, 1.0))
+    report = run_bench(None, config=cfg)
+    fr = [s["sr_pixel_fraction"] for s in report["sweep"]]
+    assert fr[0] < 0.5 and fr[1] == 1.0
+    assert report["input"] == "sample" and report["input_size"] == [960, 540]
+    bicubic = report["results"][0]
+    assert bicubic["quality"]["psnr_full"] > 25  # sample clip's own 2x ground truth
+
+
+def test_disc_estimator_fraction():
+    img = np.zeros((90, 160, 3), np.uint8)
+    for f in (0.1, 0.3, 0.7):
+        assert abs(DiscEstimator(f).estimate(img).mean() - f) < 0.02
+
+
+def test_psnr_ssim_basics():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + 2, 0, 255).astype(np.uint8)
+    assert psnr(a, a) == float("inf") and 40 < psnr(a, b) < 43
+    assert ssim(a, a) > 0.999 and ssim(a, b) < 1
+    m = np.zeros((32, 32), bool)
+    m[:8] = True
+    assert psnr(a, b, m) > 0

@@ -1,0 +1,514 @@
+"""Throughput and quality benchmarks: per-stage timings for several configurations in one run.
+
+Every configuration runs the same frames through the same serial loop
+(decode -> mask -> SR -> background -> composite -> encode to memory), so the stage
+times add up to the wall time and ratios between configurations measured in one run
+are meaningful on a noisy machine. Stage times are the mean ms/frame within one
+repetition (the encoder's final flush included); the report gives their median and p90
+over the repetitions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import av
+import cv2
+import numpy as np
+
+from vidsr.backends import backend_from_name, create_engine
+from vidsr.composite import upscale_background
+from vidsr.errors import BackendUnavailable, InputError, VidsrError
+from vidsr.io import EncodeOptions, Frame, probe, read_items
+from vidsr.mask import FocusEstimator, MaskEstimator, MaskTracker
+from vidsr.models import resolve_model
+from vidsr.pipeline import FrameProcessor
+from vidsr.tiling import plan_tiles
+
+STAGES = ("decode", "mask", "sr", "background", "composite", "encode")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure. ``backends`` are names like torch, torch-bf16, ort, trt."""
+
+    scale: int = 2
+    model: str | None = None
+    backends: tuple[str, ...] = ("torch", "ort")
+    frames: int = 30
+    warmup: int = 3
+    repeat: int = 3
+    tile: int = 64
+    batch: int = 8
+    mask_every: int = 2
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    sweep_fg: tuple[float, ...] = ()
+
+
+@dataclass
+class ConfigResult:
+    """One configuration's numbers (ms per frame unless named otherwise)."""
+
+    name: str
+    mode: str
+    backend: str
+    status: str = "ok"
+    reason: str = ""
+    stages_median_ms: dict[str, float] = field(default_factory=dict)
+    stages_p90_ms: dict[str, float] = field(default_factory=dict)
+    wall_ms_per_frame: float = 0.0
+    fps: float = 0.0
+    stage_sum_ms_per_frame: float = 0.0
+    fg_fraction: float = 0.0
+    sr_pixel_fraction: float = 0.0
+    sr_tile_fraction: float = 0.0
+    sr_window_pixels_ratio: float = 0.0
+    mask_passes: int = 0
+    peak_rss_mb: float = 0.0
+    gpu_peak_mb: float | None = None
+    mask_flicker: float | None = None
+    quality: dict[str, dict[str, float]] | None = None
+
+
+def machine_info() -> dict:
+    """CPU, cores, GPU and library versions, for the JSON report."""
+    import onnxruntime
+    import torch
+
+    cpu = platform.processor()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+        "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+        "av": av.__version__, "opencv": cv2.__version__, "numpy": np.__version__, "platform": platform.platform(),
+    }
+
+
+def _reset_peak_rss() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mb() -> float:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB of uint8 images, optionally over ``mask`` (H, W) bool pixels only."""
+    d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    if mask is not None:
+        if not mask.any():
+            return float("nan")
+        d = d[mask]
+    mse = float(d.mean())
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean SSIM of the luma (Gaussian window 1.5), optionally over ``mask`` pixels."""
+    ya = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    yb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(x):
+        return cv2.GaussianBlur(x, (11, 11), 1.5)
+
+    ma, mb = blur(ya), blur(yb)
+    va, vb, cov = blur(ya * ya) - ma * ma, blur(yb * yb) - mb * mb, blur(ya * yb) - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+    if mask is not None:
+        return float(s[mask].mean()) if mask.any() else float("nan")
+    return float(s.mean())
+
+
+@dataclass(frozen=True)
+class DiscEstimator:
+    """A centred ellipse covering ``fraction`` of the frame (for the FG-fraction sweep)."""
+
+    fraction: float
+    name: str = "disc"
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        yy, xx = np.mgrid[:h, :w]
+        r = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+        thr = np.quantile(r, min(1.0, self.fraction)) if self.fraction < 1 else np.inf
+        return (r <= thr).astype(np.float32)
+
+
+def _load_frames(path: Path, n: int) -> tuple[list[Frame], list[float]]:
+    """First ``n`` frames and the seconds each took to decode."""
+    frames, times = [], []
+    t = time.perf_counter()
+    for item in read_items(path, copy_streams=False):
+        if isinstance(item, Frame):
+            times.append(time.perf_counter() - t)
+            frames.append(item)
+            if len(frames) >= n:
+                break
+            t = time.perf_counter()
+    if not frames:
+        raise InputError(f"no video frames in {path}")
+    return frames, times
+
+
+class _MemoryEncoder:
+    """Encodes to an in-memory Matroska file (what the encoder costs, without disk I/O)."""
+
+    def __init__(self, width: int, height: int, options: EncodeOptions, rate: int = 30) -> None:
+        self.buf = io.BytesIO()
+        self.c = av.open(self.buf, "w", format="matroska")
+        self.s = self.c.add_stream(options.codec, rate=rate)
+        self.s.width, self.s.height, self.s.pix_fmt = width + width % 2, height + height % 2, options.pix_fmt
+        if options.codec in ("libx264", "libx265"):
+            self.s.options = {"crf": str(options.crf), "preset": options.preset}
+        self.i = 0
+
+    def write(self, image: np.ndarray) -> None:
+        f = av.VideoFrame.from_ndarray(image, format="rgb24")
+        f.pts = self.i
+        self.i += 1
+        self.c.mux(self.s.encode(f))
+
+    def close(self) -> None:
+        self.c.mux(self.s.encode(None))
+        self.c.close()
+
+
+def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decode_s: list[float],
+               config: BenchConfig, estimator: MaskEstimator | None = None,
+               gt: list[np.ndarray] | None = None, fg_masks: list[np.ndarray] | None = None) -> ConfigResult:
+    """Time one configuration. ``mode``: partial, full or bicubic.
+
+    Quality (with ``gt``) is split into foreground/background by ``fg_masks``: (H, W) bool
+    LR masks shared by every configuration, so their numbers compare like with like.
+    """
+    res = ConfigResult(name=name, mode=mode, backend=backend)
+    h, w = frames[0].image.shape[:2]
+    s = config.scale
+    proc = None
+    if mode != "bicubic":
+        try:
+            model, desc = resolve_model(config.model, scale=s)
+            bname, _, prec = backend.partition("-")
+            engine = create_engine(model, desc, backend_from_name(bname, precision=prec or "fp32"))
+        except BackendUnavailable as e:
+            res.status, res.reason = "unavailable", str(e)
+            return res
+        plan = plan_tiles(h, w, tile=config.tile, pad=desc.receptive_radius)
+    _reset_peak_rss()
+    per_repeat: dict[str, list[float]] = defaultdict(list)  # mean ms/frame of each stage, per repeat
+    walls: list[float] = []
+    quality_acc: dict[str, list[float]] = defaultdict(list)
+    flicker: list[float] = []
+    tiles_run = tiles_total = core_px = window_px = 0
+    fg: list[float] = []
+    for rep in range(config.repeat + 1):  # repetition 0 is the warm-up
+        warm = rep == 0
+        if mode != "bicubic":
+            tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=config.mask_every)
+            proc = FrameProcessor(engine=engine, plan=plan, tracker=tracker, batch=config.batch,
+                                  full_frame=mode == "full")
+        enc = _MemoryEncoder(w * s, h * s, config.encode)
+        todo = frames[: config.warmup] if warm else frames
+        prev_alpha = None
+        sums: dict[str, float] = defaultdict(float)
+        bookkeeping = 0.0
+        t_wall = time.perf_counter()
+        for k, fr in enumerate(todo):
+            t = defaultdict(float)
+            t["decode"] = decode_s[k]
+            if proc is None:
+                t0 = time.perf_counter()
+                out = upscale_background(fr.image, scale=s)
+                t["background"] = time.perf_counter() - t0
+                ran, mask = [], None
+            else:
+                result = proc.process(fr.image, t)
+                out, ran, mask = result.image, result.tiles, result.mask
+            t0 = time.perf_counter()
+            enc.write(out)
+            t["encode"] = time.perf_counter() - t0
+            if warm:
+                continue
+            for st in STAGES:
+                sums[st] += t[st]
+            t_book = time.perf_counter()
+            if rep == 1:
+                if proc is not None:
+                    tiles_run += len(ran)
+                    tiles_total += len(plan)
+                    wh, ww = plan.window
+                    for i in ran:
+                        tl = plan.tiles[i]
+                        core_px += (tl.y1 - tl.y0) * (tl.x1 - tl.x0)
+                        window_px += wh * ww
+                fg.append(mask.fg_fraction if mask is not None else (1.0 if mode == "full" else 0.0))
+                if mask is not None:
+                    if prev_alpha is not None:
+                        flicker.append(float(np.abs(mask.alpha - prev_alpha).mean()))
+                    prev_alpha = mask.alpha
+                if gt is not None:
+                    _quality(out, gt[k], fg_masks[k] if fg_masks else None, quality_acc)
+            bookkeeping += time.perf_counter() - t_book  # not part of the pipeline: off the wall time
+        t0 = time.perf_counter()
+        enc.close()
+        if not warm:
+            sums["encode"] += time.perf_counter() - t0  # the encoder's flush
+            walls.append(time.perf_counter() - t_wall - bookkeeping + sum(decode_s[: len(todo)]))
+            for st in STAGES:
+                per_repeat[st].append(sums[st] * 1000 / len(todo))
+    n = len(frames)
+    res.stages_median_ms = {st: statistics.median(per_repeat[st]) for st in STAGES}
+    res.stages_p90_ms = {st: float(np.percentile(per_repeat[st], 90)) for st in STAGES}
+    res.stage_sum_ms_per_frame = sum(res.stages_median_ms.values())
+    res.wall_ms_per_frame = statistics.median(walls) * 1000 / n
+    res.fps = 1000 / res.wall_ms_per_frame
+    res.fg_fraction = statistics.fmean(fg) if fg else 0.0
+    res.sr_tile_fraction = tiles_run / tiles_total if tiles_total else 0.0
+    res.sr_pixel_fraction = core_px / (n * h * w) if proc is not None else 0.0
+    res.sr_window_pixels_ratio = window_px / (n * h * w) if proc is not None else 0.0
+    res.mask_passes = proc.tracker.passes if proc is not None and mode == "partial" else 0
+    res.peak_rss_mb = _peak_rss_mb()
+    res.mask_flicker = statistics.fmean(flicker) if flicker else None
+    if gt is not None:
+        res.quality = {k: float(np.nanmean(v)) for k, v in quality_acc.items()}
+    import torch
+
+    if torch.cuda.is_available():
+        res.gpu_peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    return res
+
+
+def reference_masks(frames: list[Frame], *, every: int) -> list[np.ndarray]:
+    """Default focus masks of ``frames`` (binary, LR size), for splitting quality into FG/BG."""
+    tracker = MaskTracker(estimator=FocusEstimator(), every=every)
+    return [cv2.resize(tracker.update(f.image).binary.astype(np.uint8), f.image.shape[1::-1],
+                       interpolation=cv2.INTER_NEAREST) > 0 for f in frames]
+
+
+def _quality(out: np.ndarray, gt: np.ndarray, binary_lr: np.ndarray | None, acc: dict[str, list[float]]) -> None:
+    if gt.shape != out.shape:
+        gt = cv2.resize(gt, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
+    acc["psnr_full"].append(psnr(out, gt))
+    acc["ssim_full"].append(ssim(out, gt))
+    if binary_lr is not None:
+        m = cv2.resize(binary_lr.astype(np.uint8), (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+        acc["psnr_fg"].append(psnr(out, gt, m))
+        acc["psnr_bg"].append(psnr(out, gt, ~m))
+        acc["ssim_fg"].append(ssim(out, gt, m))
+        acc["ssim_bg"].append(ssim(out, gt, ~m))
+
+
+def _gt_frames(input_path: Path | None, gt_path: Path | None, n: int, sample_spec) -> list[np.ndarray] | None:
+    if gt_path is not None:
+        frames, _ = _load_frames(gt_path, n)
+        return [f.image for f in frames]
+    if input_path is None and sample_spec is not None:
+        from vidsr.sample import sample_frames
+
+        out = []
+        for img in sample_frames(sample_spec, ground_truth=True):
+            out.append(img)
+            if len(out) >= n:
+                break
+        return out
+    return None
+
+
+def run_bench(input_path: Path | None, *, config: BenchConfig, gt_path: Path | None = None,
+              workdir: Path | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Run every configuration on the same frames and return the report dict."""
+    import tempfile
+
+    from vidsr.sample import SampleSpec, write_sample
+
+    sample_spec = None
+    with tempfile.TemporaryDirectory(prefix="vidsr-bench-", dir=workdir) as tmp:
+        if input_path is None:
+            sample_spec = SampleSpec(seconds=max(config.frames, config.warmup) / 30 + 0.05)
+            input_path = write_sample(Path(tmp) / "sample.mp4", spec=sample_spec)
+        info = probe(input_path)
+        frames, decode_s = _load_frames(input_path, max(config.frames, config.warmup))
+        frames = frames[: config.frames]
+        gt = _gt_frames(None if sample_spec else input_path, gt_path, len(frames), sample_spec)
+        if gt is not None and len(gt) < len(frames):
+            raise InputError(f"ground truth has {len(gt)} frames, input {len(frames)}")
+        fg_masks = reference_masks(frames, every=config.mask_every) if gt is not None else None
+        results: list[ConfigResult] = []
+        plan = [("bicubic", "bicubic", "none")]
+        for b in config.backends:
+            plan += [(f"partial/{b}", "partial", b), (f"full/{b}", "full", b)]
+        for name, mode, backend in plan:
+            log(f"bench {name} ...")
+            try:
+                results.append(run_config(name, mode=mode, backend=backend, frames=frames, decode_s=decode_s,
+                                          config=config, gt=gt, fg_masks=fg_masks))
+            except VidsrError as e:
+                results.append(ConfigResult(name=name, mode=mode, backend=backend, status="unavailable",
+                                            reason=str(e)))
+        sweep = []
+        for frac in config.sweep_fg:
+            log(f"bench sweep fg={frac:.0%} ...")
+            b = config.backends[0]
+            r = run_config(f"sweep/{frac:.2f}", mode="partial", backend=b, frames=frames, decode_s=decode_s,
+                           config=config, estimator=DiscEstimator(frac))
+            sweep.append({"target_fg": frac, **_brief(r)})
+    by_name = {r.name: r for r in results}
+    comparisons = {}
+    for b in config.backends:
+        p, f = by_name.get(f"partial/{b}"), by_name.get(f"full/{b}")
+        if p and f and p.status == f.status == "ok":
+            comparisons[b] = {
+                "sr_speedup": f.stages_median_ms["sr"] / max(p.stages_median_ms["sr"], 1e-9),
+                "end_to_end_speedup": f.wall_ms_per_frame / p.wall_ms_per_frame,
+                "ideal_speedup": 1 / max(p.fg_fraction, 1e-9),
+                "fg_fraction": p.fg_fraction,
+                "sr_pixel_fraction": p.sr_pixel_fraction,
+            }
+    if "torch" in config.backends:
+        for b in config.backends:
+            if b == "torch":
+                continue
+            t, o = by_name.get("full/torch"), by_name.get(f"full/{b}")
+            if t and o and t.status == o.status == "ok":
+                comparisons.setdefault("backend_vs_torch", {})[b] = (
+                    t.stages_median_ms["sr"] / max(o.stages_median_ms["sr"], 1e-9))
+    crossover = None
+    if sweep and f"full/{config.backends[0]}" in by_name and by_name[f"full/{config.backends[0]}"].status == "ok":
+        full_ms = by_name[f"full/{config.backends[0]}"].wall_ms_per_frame
+        crossover = next((s["target_fg"] for s in sweep if s["wall_ms_per_frame"] >= full_ms), None)
+    return {
+        "input": "sample" if sample_spec else str(input_path),
+        "input_size": [info.width, info.height],
+        "scale": config.scale,
+        "frames": len(frames),
+        "config": {k: v for k, v in asdict(config).items() if k != "encode"} | {"encode": asdict(config.encode)},
+        "machine": machine_info(),
+        "results": [asdict(r) for r in results],
+        "comparisons": comparisons,
+        "sweep": sweep,
+        "crossover_fg": crossover,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _brief(r: ConfigResult) -> dict:
+    return {"wall_ms_per_frame": r.wall_ms_per_frame, "fps": r.fps, "sr_ms": r.stages_median_ms.get("sr", 0.0),
+            "fg_fraction": r.fg_fraction, "sr_pixel_fraction": r.sr_pixel_fraction}
+
+
+def to_markdown(report: dict) -> str:
+    """Human-readable tables of a report."""
+    w, h = report["input_size"]
+    lines = [f"# vidsr bench: {report['input']} {w}x{h} -> {w * report['scale']}x{h * report['scale']}, "
+             f"{report['frames']} frames", "",
+             f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+             f"GPU: {report['machine']['gpu'] or 'none'}, torch {report['machine']['torch']}", "",
+             "| config | fps | wall ms/frame | " + " | ".join(f"{s} ms" for s in STAGES)
+             + " | SR px | FG | mask passes | peak RSS MB |",
+             "|---" * (10 + len(STAGES) - 1) + "|"]
+    for r in report["results"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['name']} | unavailable: {r['reason']} |" + " |" * (8 + len(STAGES) - 1))
+            continue
+        st = " | ".join(f"{r['stages_median_ms'][s]:.1f}" for s in STAGES)
+        lines.append(f"| {r['name']} | {r['fps']:.2f} | {r['wall_ms_per_frame']:.1f} | {st} | "
+                     f"{r['sr_pixel_fraction']:.0%} | {r['fg_fraction']:.0%} | {r['mask_passes']} | "
+                     f"{r['peak_rss_mb']:.0f} |")
+    if report["comparisons"]:
+        lines += ["", "| backend | SR speedup partial vs full | end-to-end speedup | ideal 1/fg | FG |",
+                  "|---|---|---|---|---|"]
+        for b, c in report["comparisons"].items():
+            if b == "backend_vs_torch":
+                continue
+            lines.append(f"| {b} | {c['sr_speedup']:.2f}x | {c['end_to_end_speedup']:.2f}x | "
+                         f"{c['ideal_speedup']:.2f}x | {c['fg_fraction']:.0%} |")
+        for b, ratio in report["comparisons"].get("backend_vs_torch", {}).items():
+            lines.append(f"\nSR stage, {b} vs torch fp32 (full frame): {ratio:.2f}x")
+    q = [r for r in report["results"] if r.get("quality")]
+    if q:
+        lines += ["", "| config | PSNR full | PSNR fg | PSNR bg | SSIM full | SSIM fg | SSIM bg | mask flicker |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in q:
+            qq = r["quality"]
+            lines.append(f"| {r['name']} | {qq.get('psnr_full', float('nan')):.2f} | "
+                         f"{qq.get('psnr_fg', float('nan')):.2f} | {qq.get('psnr_bg', float('nan')):.2f} | "
+                         f"{qq.get('ssim_full', float('nan')):.4f} | {qq.get('ssim_fg', float('nan')):.4f} | "
+                         f"{qq.get('ssim_bg', float('nan')):.4f} | "
+                         f"{r['mask_flicker'] if r['mask_flicker'] is not None else float('nan'):.4f} |")
+    if report["sweep"]:
+        lines += ["", "| target FG | SR px | fps | wall ms/frame | SR ms |", "|---|---|---|---|---|"]
+        for s in report["sweep"]:
+            lines.append(f"| {s['target_fg']:.0%} | {s['sr_pixel_fraction']:.0%} | {s['fps']:.2f} | "
+                         f"{s['wall_ms_per_frame']:.1f} | {s['sr_ms']:.1f} |")
+        cross = report["crossover_fg"]
+        lines.append("")
+        lines.append(f"Partial SR stops paying off at FG ≈ {cross:.0%}." if cross is not None
+                     else "Partial SR stayed faster than full-frame SR at every swept FG fraction.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> Path:
+    """Stacked stage times per configuration, and fps vs FG fraction (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BackendUnavailable('--plot needs matplotlib: pip install -e ".[bench]"') from None
+    ok = [r for r in report["results"] if r["status"] == "ok"]
+    fig, axes = plt.subplots(1, 2 if report["sweep"] else 1, figsize=(13 if report["sweep"] else 8, 4.5),
+                             squeeze=False)
+    ax = axes[0][0]
+    bottom = np.zeros(len(ok))
+    for st in STAGES:
+        vals = np.array([r["stages_median_ms"][st] for r in ok])
+        ax.bar([r["name"] for r in ok], vals, bottom=bottom, label=st)
+        bottom += vals
+    ax.set_ylabel("ms / frame (median)")
+    ax.set_title("stage times")
+    ax.legend(fontsize=8)
+    ax.tick_params(axis="x", rotation=30, labelsize=8)
+    if report["sweep"]:
+        ax2 = axes[0][1]
+        xs = [s["sr_pixel_fraction"] for s in report["sweep"]]
+        ax2.plot(xs, [s["fps"] for s in report["sweep"]], "o-", label="partial SR")
+        full = next((r for r in ok if r["mode"] == "full"), None)
+        if full:
+            ax2.axhline(full["fps"], color="r", ls="--", label="full-frame SR")
+        ax2.set_xlabel("fraction of pixels through SR")
+        ax2.set_ylabel("fps")
+        ax2.set_title("fps vs foreground")
+        ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_json(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
