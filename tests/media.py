@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -97,3 +98,154 @@ def read_video(path: Path) -> tuple[list[np.ndarray], list[int], dict]:
             "streams": [s.type for s in c.streams],
         }
     return frames, pts, facts
+
+
+@dataclass(frozen=True)
+class Track:
+    """An audio or subtitle stream for :func:`make_clip`. Subtitles: ``lines`` of (start_ms, end_ms, text)."""
+
+    codec: str = "aac"
+    language: str | None = None
+    title: str | None = None
+    default: bool = False
+    rate: int = 48000
+    lines: tuple[tuple[int, int, str], ...] = ()
+
+
+def deep_frame(i: int, *, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint16: a textured subject over a shallow 16-bit ramp (needs > 8 bits to keep)."""
+    ramp = np.linspace(30000, 31000, width, dtype=np.float64)[None, :, None]
+    img = np.broadcast_to(ramp, (height, width, 3)).astype(np.uint16).copy()
+    subject = textured_frame(i, width=width, height=height).astype(np.uint16) * 257
+    yy, xx = np.mgrid[:height, :width]
+    inside = ((xx - width / 2) / (width / 5)) ** 2 + ((yy - height / 2) / (height / 4)) ** 2 < 1
+    img[inside] = subject[inside]
+    return img
+
+
+def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48, fps: int = 24,
+              codec: str = "libx264", pix_fmt: str = "yuv420p", pts: list[int] | None = None,
+              time_base: Fraction | None = None, colour: dict[str, int] | None = None, rotation: int = 0,
+              tracks: tuple[Track, ...] = (), metadata: dict[str, str] | None = None,
+              corrupt: frozenset[int] = frozenset(), keyint: int | None = None) -> Path:
+    """A small clip with whatever a hard case needs.
+
+    Args:
+        pts: per-frame pts in ``time_base`` (default 0, 1, 2, ... in 1/fps).
+        colour: codec/frame colour tags, e.g. ``{"color_primaries": 9, "color_trc": 16,
+            "colorspace": 9, "color_range": 1}``; frames are converted with that matrix/range.
+        rotation: display rotation in degrees (display matrix side data).
+        tracks: audio/subtitle streams, one second of audio each (or as long as the video).
+        corrupt: decode-order indices of video packets whose payload is replaced by noise.
+        keyint: GOP length for libx264 (keyframe every ``keyint`` frames).
+    """
+    tb = time_base or Fraction(1, fps)
+    pts = pts if pts is not None else list(range(frames))
+    deep = "10" in pix_fmt or "12" in pix_fmt
+    with contextlib.closing(av.open(str(path), "w")) as c:
+        c.metadata.update(metadata or {})
+        v = c.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, pix_fmt
+        opts = {"crf": "12", "preset": "ultrafast"} if codec in ("libx264", "libx265") else {}
+        if keyint:
+            opts.update({"g": str(keyint), "keyint_min": str(keyint), "sc_threshold": "0"} if codec == "libx264"
+                        else {})
+        if codec == "libx265":
+            opts["x265-params"] = "log-level=error"
+        v.options = opts
+        v.time_base = v.codec_context.time_base = tb
+        for name, value in (colour or {}).items():
+            setattr(v.codec_context, name, value)
+        if rotation:
+            v.set_display_rotation(rotation)
+        outs = []
+        for t in tracks:
+            if t.lines:
+                s = c.add_stream(t.codec)
+                s.codec_context.time_base = Fraction(1, 1000)
+                s.codec_context.subtitle_header = _ASS_HEADER
+            else:
+                s = c.add_stream(t.codec, rate=t.rate)
+                s.layout = "stereo"
+            if t.language:
+                s.metadata["language"] = t.language
+            if t.title:
+                s.metadata["title"] = t.title
+            s.disposition = av.stream.Disposition.default if t.default else 0
+            outs.append(s)
+        sws = {1: "itu709", 9: "bt2020", 6: "smpte170m", 5: "itu601"}.get((colour or {}).get("colorspace"))
+        video_packets: list[av.Packet] = []
+        for i in range(frames):
+            if deep:
+                f = av.VideoFrame.from_ndarray(deep_frame(i, width=width, height=height), format="rgb48le")
+            else:
+                f = av.VideoFrame.from_ndarray(textured_frame(i, width=width, height=height), format="rgb24")
+            f = f.reformat(format=pix_fmt, dst_colorspace=sws, dst_color_range=(colour or {}).get("color_range"))
+            for name, value in (colour or {}).items():
+                setattr(f, name, value)
+            f.pts, f.time_base = pts[i], tb
+            video_packets += v.encode(f)
+        video_packets += v.encode(None)
+        for k, p in enumerate(video_packets):
+            if k in corrupt:
+                noise = np.random.default_rng(k).integers(0, 256, p.size, dtype=np.uint8).tobytes()
+                bad = av.Packet(bytes(p)[:4] + noise[4:])
+                bad.pts, bad.dts, bad.time_base, bad.stream = p.pts, p.dts, p.time_base, v
+                p = bad
+            c.mux(p)
+        seconds = max(1.0, float((pts[-1] + 1) * tb)) if frames else 1.0
+        for t, s in zip(tracks, outs):
+            if t.lines:
+                for start, end, text in t.lines:
+                    sub = av.subtitles.subtitle.SubtitleSet.create(
+                        text=f"0,0,Default,,0,0,0,,{text}".encode(), start=0, end=end - start, pts=start)
+                    p = s.codec_context.encode_subtitle(sub)
+                    p.stream, p.time_base = s, Fraction(1, 1000)
+                    c.mux(p)
+                continue
+            _write_tone(c, s, seconds=seconds, rate=t.rate)
+    return path
+
+
+def _write_tone(c, s, *, seconds: float, rate: int) -> None:
+    total = int(seconds * rate)
+    fmt = s.codec_context.format.name if s.codec_context.format else "fltp"
+    for start in range(0, total, 1024):
+        n = min(1024, total - start)
+        t = (np.arange(n) + start) / rate
+        tone = 0.2 * np.sin(2 * np.pi * 440 * t)
+        if fmt.startswith("s16"):
+            data = (tone * 32767).astype(np.int16)
+            af = av.AudioFrame.from_ndarray(np.stack([data, data]).T.reshape(1, -1), format="s16", layout="stereo")
+        else:
+            data = tone.astype(np.float32)
+            af = av.AudioFrame.from_ndarray(np.stack([data, data]), format="fltp", layout="stereo")
+        af.sample_rate, af.pts, af.time_base = rate, start, Fraction(1, rate)
+        c.mux(s.encode(af))
+    c.mux(s.encode(None))
+
+
+def make_image_sequence(folder: Path, *, frames: int = 5, width: int = 48, height: int = 32,
+                        start: int = 1) -> Path:
+    """PNG frames ``folder/%06d.png`` numbered from ``start``; returns the pattern."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(frames):
+        cv2.imwrite(str(folder / f"{start + i:06d}.png"),
+                    cv2.cvtColor(textured_frame(i, width=width, height=height), cv2.COLOR_RGB2BGR))
+    return folder / "%06d.png"
+
+
+def streams_of(path: Path) -> list[tuple]:
+    """(type, codec, language, title, default?) of every stream."""
+    with contextlib.closing(av.open(str(path))) as c:
+        return [(s.type, s.codec_context.name if s.codec_context else None, s.language, s.metadata.get("title"),
+                 bool(s.disposition & av.stream.Disposition.default)) for s in c.streams]
+
+
+_ASS_HEADER = (
+    b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\nFormat: Name, Fontname, "
+    b"Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, "
+    b"ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, "
+    b"Encoding\nStyle: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+    b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+)

@@ -180,7 +180,8 @@ class _MemoryEncoder:
         self.buf = io.BytesIO()
         self.c = av.open(self.buf, "w", format="matroska")
         self.s = self.c.add_stream(options.codec, rate=rate)
-        self.s.width, self.s.height, self.s.pix_fmt = width + width % 2, height + height % 2, options.pix_fmt
+        self.s.width, self.s.height = width + width % 2, height + height % 2
+        self.s.pix_fmt = options.pix_fmt or "yuv420p"
         if options.codec in ("libx264", "libx265"):
             self.s.options = {"crf": str(options.crf), "preset": options.preset}
         self.i = 0
@@ -212,7 +213,9 @@ def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decod
         try:
             model, desc = resolve_model(config.model, scale=s)
             bname, _, prec = backend.partition("-")
-            engine = create_engine(model, desc, backend_from_name(bname, precision=prec or "fp32"))
+            device = "cuda" if prec == "fp16" or bname == "trt" else "cpu"
+            engine = create_engine(model, desc, backend_from_name(bname, device=device, precision=prec or "fp32",
+                                                                  tile=config.tile, batch=config.batch))
         except BackendUnavailable as e:
             res.status, res.reason = "unavailable", str(e)
             return res

@@ -43,6 +43,46 @@ def main() -> None:
     """Partial super-resolution for shallow depth-of-field video."""
 
 
+_MASK_OPTIONS = [
+    click.option("--mask", "mask", default="focus", show_default=True, metavar="focus|depth|depth+focus|person|FILE",
+                 help="Foreground mask: weight-free focus map; depth band at the focal plane (nearest subject or "
+                      "--focus-point); depth band where the image is sharpest; person segmentation; or a grey "
+                      "mask video (white = foreground)."),
+    click.option("--depth-model", type=click.Path(path_type=Path), envvar="VIDSR_DEPTH_MODEL", default=None,
+                 help="Depth Anything V2 folder (config.json + *.safetensors) or .onnx file "
+                      "[env VIDSR_DEPTH_MODEL]; see README 'Depth masks'."),
+    click.option("--depth-batch", type=click.IntRange(1, 256), default=4, show_default=True,
+                 help="Anchor frames per depth-network call."),
+    click.option("--depth-size", type=click.IntRange(14, 2044), default=448, show_default=True,
+                 help="Long side of the depth network's input (snapped to multiples of 14; 16:9 -> 252x448)."),
+    click.option("--depth-precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True),
+    click.option("--focus-point", default=None, metavar="X,Y",
+                 help="Focal plane = depth at this point: fractions (0.5,0.4) or pixels (960,400)."),
+    click.option("--depth-tolerance", type=click.FloatRange(0.01, 1.0), default=0.15, show_default=True,
+                 help="Half-width of the in-focus depth band (normalised inverse depth, 0-1)."),
+    click.option("--mask-carry", type=click.Choice(["hold", "flow"]), default=None,
+                 help="Between anchors: hold the mask or warp it along optical flow "
+                      "[default: flow for depth masks, else hold]."),
+]
+
+
+def _mask_options(f):
+    """The mask options shared by ``upscale`` and ``mask``."""
+    for option in reversed(_MASK_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int, depth_size: int, depth_precision: str,
+               focus_point: str | None, depth_tolerance: float, device: str):
+    from vidsr.estimators import MaskSpec, parse_mask
+
+    kind, path = parse_mask(mask)
+    return MaskSpec(kind=kind, path=path, depth_model=depth_model, depth_batch=depth_batch, depth_size=depth_size,
+                    depth_precision=depth_precision, device=device, focus_point=focus_point,
+                    depth_tolerance=depth_tolerance)
+
+
 @main.command()
 @click.argument("input", required=False, type=click.Path(dir_okay=True, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video (.mp4, .mkv, ...).")
@@ -58,8 +98,9 @@ def main() -> None:
 @click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True, help="Tile core size (LR px).")
 @click.option("--bg", type=click.Choice(["bicubic", "lanczos", "bilinear"]), default="bicubic", show_default=True,
               help="Background upscale.")
-@click.option("--mask-every", type=click.IntRange(1, 1000), default=2, show_default=True,
-              help="Recompute the focus map every N frames (and on cuts).")
+@click.option("--mask-every", type=click.IntRange(1, 1000), default=None,
+              help="Recompute the mask every N frames (and on cuts) [default: 2; 8 for depth; 1 for a mask file].")
+@_mask_options
 @click.option("--fg-threshold", type=click.FloatRange(0, 1), default=None,
               help="Fixed focus-score threshold [default: Otsu].")
 @click.option("--feather", type=click.FloatRange(0, 64), default=4.0, show_default=True,
@@ -68,17 +109,31 @@ def main() -> None:
 @click.option("--codec", default="libx264", show_default=True)
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True)
 @click.option("--preset", default="veryfast", show_default=True)
-@click.option("--pix-fmt", default="yuv420p", show_default=True)
+@click.option("--pix-fmt", default=None, help="[default: yuv420p; yuv420p10le for 10-bit or deeper input]")
+@click.option("--format", "container", default=None,
+              help="Output container (FFmpeg muxer name) [default: from OUTPUT's extension; matroska for '-'].")
+@click.option("--input-fps", default=None, help="Frame rate of an image-sequence INPUT, e.g. 24 or 30000/1001 [25].")
+@click.option("--strict", is_flag=True, help="Fail (no output) if packets were corrupt or the input is cut short.")
+@click.option("--resume", is_flag=True,
+              help="Work in segments kept beside OUTPUT; rerun the same command to continue a stopped run.")
 @click.option("--save-mask", type=click.Path(path_type=Path), default=None, help="Also write the soft mask as a grey video.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: str | None, backend: str,
-            device: str | None, precision: str | None, batch: int, tile: int, bg: str, mask_every: int,
+            device: str | None, precision: str | None, batch: int, tile: int, bg: str, mask_every: int | None,
+            mask: str, depth_model: Path | None, depth_batch: int, depth_size: int, depth_precision: str,
+            focus_point: str | None, depth_tolerance: float, mask_carry: str | None,
             fg_threshold: float | None, feather: float, full_frame: bool, codec: str, crf: int, preset: str,
-            pix_fmt: str, save_mask: Path | None, no_audio: bool, quiet: bool) -> None:
-    """Upscale INPUT (or --sample) to OUTPUT, super-resolving only the in-focus foreground."""
+            pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, resume: bool,
+            save_mask: Path | None, no_audio: bool, quiet: bool) -> None:
+    """Upscale INPUT (or --sample) to OUTPUT, super-resolving only the in-focus foreground.
+
+    INPUT: any video FFmpeg reads, an image sequence (frames/%06d.png) or - (stdin);
+    OUTPUT: a file (container from the extension) or - (stdout).
+    """
     from tqdm import tqdm
 
+    from vidsr.estimators import build_estimator
     from vidsr.io import EncodeOptions, probe
     from vidsr.pipeline import UpscaleConfig, upscale_video
     from vidsr.sample import write_sample
@@ -87,18 +142,28 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
         _fail("give either INPUT or --sample")
     device = device or ("cuda" if backend == "trt" else "cpu")
     precision = precision or ("fp16" if backend == "trt" else "fp32")
+    spec = _mask_spec(mask, depth_model, depth_batch, depth_size, depth_precision, focus_point, depth_tolerance,
+                      device)
     config = UpscaleConfig(
         scale=int(scale), model=model, backend=backend, device=device, precision=precision, batch=batch,
-        tile=tile, bg=bg, full_frame=full_frame, mask_every=mask_every, fg_threshold=fg_threshold,
-        feather_px=feather, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
-        copy_streams=not no_audio, save_mask=save_mask,
+        tile=tile, bg=bg, full_frame=full_frame, mask_every=mask_every or spec.every, fg_threshold=fg_threshold,
+        mask_carry=mask_carry or spec.carry, mask_lookahead=spec.lookahead,
+        feather_px=feather, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                                                 container=container),
+        copy_streams=not no_audio, save_mask=save_mask, strict=strict, resume=resume,
+        input_rate=_fraction(input_fps, "--input-fps") if input_fps else None,
     )
     with tempfile.TemporaryDirectory(prefix="vidsr-") as tmpdir:
         if sample:
             input = write_sample(Path(tmpdir) / "sample.mp4")
             if not quiet:
                 click.echo(f"sample clip: {input.name} (960x540, 60 frames, with audio)", err=True)
-        info = probe(input)
+        elif str(input) == "-" and resume:
+            _fail("--resume needs an input file, not '-' (stdin)")
+        elif str(input) == "-":  # spooled, as the mask estimator needs the frame size before the run
+            input = _spool_stdin(Path(tmpdir) / "stdin")
+        info = probe(input, rate=config.input_rate)
+        estimator = None if full_frame else build_estimator(spec, frame_size=(info.height, info.width))
         bars: list[tqdm] = []  # made at the first frame, so early errors print one clean line
 
         def on_frame(report) -> None:
@@ -110,19 +175,82 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
                 bars[0].set_postfix(sr=f"{report.sr_fraction:.0%}", refresh=False)
 
         try:
-            report = upscale_video(input, output, config=config, on_frame=on_frame)
+            report = upscale_video(input, output, config=config, estimator=estimator, on_frame=on_frame)
         finally:
             for bar in bars:
                 bar.close()
     for w in report.warnings:
         click.echo(f"warning: {w}", err=True)
     if not quiet:
+        resumed = f" (+{report.resumed_frames} from the earlier run)" if report.resumed_frames else ""
         click.echo(
-            f"{report.output}: {report.frames} frames {report.in_size[0]}x{report.in_size[1]} -> "
+            f"{report.output}: {report.frames} frames{resumed} {report.in_size[0]}x{report.in_size[1]} -> "
             f"{report.out_size[0]}x{report.out_size[1]} in {report.seconds:.1f} s ({report.fps:.2f} fps), "
             f"SR on {report.sr_fraction:.1%} of pixels (foreground {report.fg_fraction:.1%}), "
-            f"engine {report.engine}, {report.mask_passes} mask passes"
+            f"engine {report.engine}, {report.mask_passes} {estimator.name if estimator else 'mask'} passes",
+            err=str(output) == "-",  # stdout carries the video
         )
+
+
+def _fraction(text: str, option: str):
+    from fractions import Fraction
+
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        _fail(f"{option} must be a number or a ratio such as 30000/1001, got {text!r}")
+    if value <= 0:
+        _fail(f"{option} must be > 0, got {text}")
+    return value
+
+
+def _spool_stdin(path: Path) -> Path:
+    """Copy stdin to ``path`` (a pipe can be read only once; probing and the run both read it)."""
+    import shutil
+
+    if sys.stdin.isatty():
+        _fail("input '-' reads a video from stdin, but stdin is a terminal")
+    with open(path, "wb") as f:
+        shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+    if path.stat().st_size == 0:
+        _fail("input '-': stdin was empty")
+    return path
+
+
+@main.command("mask")
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Grey mask video (.mp4, .mkv).")
+@_mask_options
+@click.option("--mask-every", type=click.IntRange(1, 1000), default=None,
+              help="Recompute the mask every N frames (and on cuts) [default: 2; 8 for depth; 1 for a mask file].")
+@click.option("--fg-threshold", type=click.FloatRange(0, 1), default=None, help="Fixed score threshold.")
+@click.option("--feather", type=click.FloatRange(0, 64), default=4.0, show_default=True,
+              help="Mask feather radius (mask working px).")
+@click.option("--device", default="cpu", show_default=True, help="Device of the depth network.")
+@click.option("--crf", type=click.IntRange(0, 63), default=10, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None, depth_batch: int, depth_size: int,
+                 depth_precision: str, focus_point: str | None, depth_tolerance: float, mask_carry: str | None,
+                 mask_every: int | None, fg_threshold: float | None, feather: float, device: str, crf: int,
+                 quiet: bool) -> None:
+    """Run only the mask stage on INPUT and write the soft mask as a grey video (same size, frames, pts)."""
+    from vidsr.estimators import build_estimator
+    from vidsr.io import EncodeOptions, probe
+    from vidsr.mask import MaskTracker
+    from vidsr.maskvideo import write_mask_video
+
+    spec = _mask_spec(mask, depth_model, depth_batch, depth_size, depth_precision, focus_point, depth_tolerance,
+                      device)
+    info = probe(input)
+    estimator = build_estimator(spec, frame_size=(info.height, info.width))
+    tracker = MaskTracker(estimator=estimator, every=mask_every or spec.every, threshold=fg_threshold,
+                          feather_px=feather, carry=mask_carry or spec.carry)
+    report = write_mask_video(input, output, tracker=tracker, lookahead=spec.lookahead,
+                              encode=EncodeOptions(crf=crf))
+    if not quiet:
+        click.echo(f"{report.output}: {report.frames} frames, foreground {report.fg_fraction:.1%}, "
+                   f"{report.passes} {report.estimator} passes, {report.cuts} cuts, "
+                   f"{report.seconds:.1f} s (mask {report.stages['mask']:.1f} s)")
 
 
 @main.command()
@@ -158,7 +286,7 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
     """Render plain upscale, full-frame SR, partial SR and the mask side by side (and a crop sheet)."""
     from tqdm import tqdm
 
-    from vidsr.compare import CompareConfig, compare_video, parse_frames, parse_methods
+    from vidsr.compare import CompareConfig, compare_video, format_psnr, parse_frames, parse_methods
     from vidsr.io import EncodeOptions
     from vidsr.pipeline import UpscaleConfig
     from vidsr.sample import write_sample
@@ -195,9 +323,9 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
         click.echo(f"{report.output}: {report.frames} frames, {report.layout} "
                    f"{report.out_size[0]}x{report.out_size[1]}; ms/frame: {times}")
     if report.sheet:
-        psnr = "; ".join(f"{region}: " + ", ".join(f"{m} {v:.2f}" for m, v in row.items() if v != float("inf"))
+        psnr = "; ".join(f"{region}: " + ", ".join(f"{m} {format_psnr(v)}" for m, v in row.items())
                          for region, row in report.sheet_psnr.items())
-        click.echo(f"{report.sheet}: frame {report.sheet_frame}, PSNR dB vs {report.reference}: {psnr}")
+        click.echo(f"{report.sheet}: frame {report.sheet_frame}, PSNR vs {report.reference}: {psnr}")
 
 
 @main.command()
@@ -277,8 +405,12 @@ def _format_size(n: int) -> str:
 
 
 @main.command("export")
-@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2].")
+@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2, "
+              "unless only --depth-model is given].")
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None, help="[default: the model's]")
+@click.option("--depth-model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Also export a Depth Anything weights folder to ONNX (needs the [depth] extra).")
+@click.option("--depth-size", default="252x448", show_default=True, help="Depth ONNX input HxW (multiples of 14).")
 @click.option("--onnx", "onnx_only", is_flag=True, help="ONNX only (the default when --trt is not given).")
 @click.option("--trt", is_flag=True, help="Also build a TensorRT engine (needs the [trt] extra and an NVIDIA GPU).")
 @click.option("--fp16/--fp32", "fp16", default=True, show_default=True, help="TensorRT engine precision.")
@@ -300,8 +432,8 @@ def _format_size(n: int) -> str:
               help="[default: export/ in the checkout, or $VIDSR_EXPORT_DIR]")
 @click.option("--list", "list_only", is_flag=True, help="List cached ONNX files and engines, then exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No build progress bar.")
-def export_command(model: str | None, scale: str | None, onnx_only: bool, trt: bool, fp16: bool, bf16: bool,
-                   tile: int, batch: int, min_shape: str | None, opt_shape: str | None, max_shape: str | None,
+def export_command(model: str | None, scale: str | None, depth_model: Path | None, depth_size: str,
+                   onnx_only: bool, trt: bool, fp16: bool, bf16: bool, tile: int, batch: int, min_shape: str | None, opt_shape: str | None, max_shape: str | None,
                    device: str, opset: int, atol: float, precision_report: bool, output_dir: Path | None,
                    list_only: bool, quiet: bool) -> None:
     """Export a model to ONNX (checked against torch) and optionally build a TensorRT engine."""
@@ -321,6 +453,21 @@ def export_command(model: str | None, scale: str | None, onnx_only: bool, trt: b
         return
     if onnx_only and trt:
         _fail("give --onnx or --trt, not both (--trt writes the ONNX file too)")
+    if depth_model is not None:
+        from vidsr.depth import load_depth_anything
+        from vidsr.export import export_depth_checked
+
+        try:
+            dh, dw = (int(v) for v in depth_size.lower().split("x"))
+        except ValueError:
+            _fail(f"--depth-size must look like 252x448, got {depth_size!r}")
+        d = export_depth_checked(load_depth_anything(depth_model), name=depth_model.name, folder=folder,
+                                 input_size=(dh, dw), opset=opset)
+        click.echo(f"depth onnx: {d.path} (opset {d.opset}, dynamic batch, {dh}x{dw}, "
+                   f"{_format_size(d.path.stat().st_size)}); max error vs torch {d.max_abs_error:.2e} "
+                   "of the depth range")
+        if model is None and not trt:
+            return
     net, desc = resolve_export_model(model, scale=int(scale) if scale else None)
     profile = pipeline_profile(tile=tile, batch=batch, pad=desc.receptive_radius)
     profile = Profile(min=parse_shape(min_shape) if min_shape else profile.min,

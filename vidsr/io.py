@@ -1,24 +1,86 @@
-"""PyAV reading and writing: frame iterators with timestamps, stream copy, atomic output files."""
+"""PyAV reading and writing: frame iterators with timestamps, stream copy, atomic output files.
+
+An input is anything FFmpeg demuxes: a file (mp4, mkv, mov, webm, avi, ...), an image
+sequence (``frames/%06d.png``) or ``-`` (stdin). It is opened once (:class:`Reader`), so
+pipes work. Frames come out as RGB ``uint8``, or ``uint16`` for inputs deeper than 8 bits
+when asked for. The output follows the input: pts and durations, colour tags, bit depth,
+rotation, container metadata, and audio/subtitle streams with their languages and
+dispositions (copied, or converted with a warning naming the stream).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import logging
 import os
+import re
+import sys
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import av
 import av.error
 import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, VideoReformatter
 
 from vidsr.errors import InputError, OutputError
 
 log = logging.getLogger("vidsr")
 
 COPY_TYPES = ("audio", "subtitle")
+STDIO = "-"
+"""Input ``-`` reads stdin, output ``-`` writes stdout."""
+TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
+_SEQUENCE = re.compile(r"%(0?)(\d*)d")
+# tags that describe the old file (sizes, durations, muxer), not its content: not copied
+_STALE_TAGS = ("encoder", "duration", "bps", "number_of_frames", "number_of_bytes", "_statistics",
+               "major_brand", "minor_version", "compatible_brands")
+_MATRIX_NAMES = {0: "rgb", 1: "bt709", 2: "unspecified", 4: "fcc", 5: "bt470bg", 6: "smpte170m",
+                 7: "smpte240m", 8: "ycgco", 9: "bt2020nc", 10: "bt2020c"}
+# AVColorSpace (the tag) -> swscale's SWS_CS_* (the YUV<->RGB matrix it applies)
+_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+
+
+@dataclass(frozen=True)
+class Colour:
+    """A video stream's colour tags as FFmpeg enum values (2, or 0 for ``range``: unspecified)."""
+
+    primaries: int = 2
+    trc: int = 2
+    matrix: int = 2
+    range: int = 0
+
+    @classmethod
+    def of(cls, frame: av.VideoFrame) -> Colour:
+        return cls(primaries=int(frame.color_primaries), trc=int(frame.color_trc),
+                   matrix=int(frame.colorspace), range=int(frame.color_range))
+
+    @property
+    def full_range(self) -> bool:
+        return self.range == ColorRange.JPEG
+
+    def names(self) -> dict[str, str]:
+        """E.g. ``{'primaries': 'bt2020', 'trc': 'smpte2084', 'matrix': 'bt2020nc', 'range': 'tv'}``."""
+        def name(enum, value: int) -> str:
+            try:
+                return enum(value).name.lower()
+            except ValueError:
+                return str(value)
+
+        return {"primaries": name(ColorPrimaries, self.primaries), "trc": name(ColorTrc, self.trc),
+                "matrix": _MATRIX_NAMES.get(self.matrix, str(self.matrix)),
+                "range": {0: "unspecified", 1: "tv", 2: "pc"}.get(self.range, str(self.range))}
+
+    def for_yuv(self, *, rgb_source: bool) -> Colour:
+        """Tags for a YUV output: the input's own, or BT.709 limited range for RGB sources."""
+        if not rgb_source and self.matrix != 0:
+            return self
+        return Colour(primaries=1 if self.primaries == 2 else self.primaries, trc=self.trc, matrix=1, range=1)
 
 
 @dataclass(frozen=True)
@@ -37,6 +99,13 @@ class VideoInfo:
     pix_fmt: str
     audio_streams: int
     subtitle_streams: int
+    bit_depth: int = 8
+    colour: Colour = Colour()
+    metadata: tuple[tuple[str, str], ...] = ()
+    """Container tags worth keeping (title, creation_time, ...)."""
+    video_metadata: tuple[tuple[str, str], ...] = ()
+    source: str = "file"
+    """``file``, ``sequence`` (image sequence) or ``pipe`` (stdin: can be read only once)."""
 
     @property
     def fps(self) -> float:
@@ -45,13 +114,15 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame. ``image``: (H, W, 3) uint8 RGB; ``pts``/``duration`` in ``time_base``."""
+    """One decoded frame. ``image``: (H, W, 3) uint8 RGB (uint16 for deep inputs read with
+    ``deep=True``); ``pts``/``duration`` in ``time_base``."""
 
     index: int
     image: np.ndarray
     pts: int
     duration: int | None
     time_base: Fraction
+    key: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,121 +133,328 @@ class Passthrough:
     stream_index: int
 
 
-def _open_input(path: str | os.PathLike) -> av.container.InputContainer:
+@dataclass
+class DecodeStats:
+    """What reading an input ran into; filled in while it is read."""
+
+    frames: int = 0
+    bad_packets: int = 0
+    repaired_pts: int = 0
+    read_error: str | None = None
+    truncated: str | None = None
+
+    @property
+    def damage(self) -> list[str]:
+        """Lost data (corrupt packets, an unreadable or short file): what ``--strict`` fails on."""
+        out = []
+        if self.bad_packets:
+            out.append(f"{self.bad_packets} packet(s) could not be decoded and were skipped")
+        out += [m for m in (self.read_error, self.truncated) if m]
+        return out
+
+    @property
+    def notes(self) -> list[str]:
+        """Everything worth a warning: :attr:`damage` and repaired timestamps."""
+        extra = [f"{self.repaired_pts} frame(s) had missing or out-of-order timestamps; "
+                 "they were given the next free ones"] if self.repaired_pts else []
+        return self.damage + extra
+
+
+def _clean_tags(tags) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in dict(tags).items() if not k.lower().startswith(_STALE_TAGS))
+
+
+def is_sequence(path: str | os.PathLike) -> bool:
+    """True for an image-sequence pattern such as ``frames/%06d.png``."""
+    return str(path) != STDIO and bool(_SEQUENCE.search(Path(path).name))
+
+
+def _av_open(target, label: str, **kwargs) -> av.container.InputContainer:
+    try:
+        return av.open(target, mode="r", **kwargs)
+    except av.error.EOFError:
+        raise InputError(f"no video frames in {label} (the file ends before any data: empty or truncated)") from None
+    except av.error.InvalidDataError as e:
+        raise InputError(f"not a readable video file: {label} ({e.strerror or e})") from None
+    except (av.error.FFmpegError, OSError) as e:
+        raise InputError(f"cannot open {label}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _open_sequence(p: Path, rate: Fraction | None) -> av.container.InputContainer:
+    if not p.parent.is_dir():
+        raise InputError(f"image sequence folder not found: {p.parent}")
+    m = _SEQUENCE.search(p.name)
+    digits = rf"\d{{{int(m.group(2))},}}" if m.group(2) else r"\d+"
+    regex = re.compile(re.escape(p.name[:m.start()]) + f"({digits})" + re.escape(p.name[m.end():]) + "$")
+    numbers = [int(n.group(1)) for n in map(regex.match, os.listdir(p.parent)) if n]
+    if not numbers:
+        raise InputError(f"no images match {p}")
+    options = {"framerate": str(rate or 25), "start_number": str(min(numbers))}
+    return _av_open(str(p), str(p), format="image2", options=options)
+
+
+def _open_input(path: str | os.PathLike | None, *, rate: Fraction | None = None) -> av.container.InputContainer:
+    if str(path) == STDIO:
+        stdin = sys.stdin.buffer
+        if stdin.isatty():
+            raise InputError("input '-' reads a video from stdin, but stdin is a terminal")
+        return _av_open(stdin, "stdin")
     p = Path(path)
+    if is_sequence(p):
+        return _open_sequence(p, rate)
     if not p.exists():
         raise InputError(f"input not found: {p}")
     if p.is_dir():
         raise InputError(f"input is a folder, not a video file: {p}")
     if p.stat().st_size == 0:
         raise InputError(f"input is an empty file: {p}")
-    try:
-        return av.open(str(p), mode="r")
-    except av.error.EOFError:
-        raise InputError(f"no video frames in {p} (the file ends before any data: empty or truncated)") from None
-    except av.error.InvalidDataError as e:
-        raise InputError(f"not a readable video file: {p} ({e.strerror or e})") from None
-    except av.error.FFmpegError as e:
-        raise InputError(f"cannot open {p}: {e.strerror or e}") from None
+    return _av_open(str(p), str(p))
 
 
-def _rotation_of(stream: av.video.stream.VideoStream, container: av.container.InputContainer) -> int:
-    """Display rotation in degrees, from the first decoded frame's display matrix."""
-    try:
-        for frame in container.decode(stream):
-            return int(round(frame.rotation or 0)) % 360
-    except av.error.FFmpegError:
-        return 0
-    return 0
+class Reader:
+    """One open input, read once in file order: decoded video frames and side-stream packets.
 
+    Opening decodes up to the first frame (kept for :meth:`items`) to learn the frame size,
+    rotation, colour tags and bit depth, so a pipe is never read twice. Packets that fail
+    to decode are counted in ``stats.bad_packets`` and skipped; frames that decode are kept.
 
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Open ``path``, check it has a decodable video stream and describe it."""
-    with contextlib.closing(_open_input(path)) as c:
+    Args:
+        source: a file, an image-sequence pattern (``frames/%06d.png``) or ``"-"`` (stdin).
+        copy_streams: also yield audio/subtitle packets (:class:`Passthrough`).
+        deep: frames of inputs deeper than 8 bits come out as (H, W, 3) uint16, else uint8.
+        rate: frame rate of an image sequence (default 25); ignored for other inputs.
+    """
+
+    def __init__(self, source: str | os.PathLike, *, copy_streams: bool = True, deep: bool = False,
+                 rate: Fraction | None = None, stats: DecodeStats | None = None) -> None:
+        self.source = str(source)
+        self.stats = stats if stats is not None else DecodeStats()
+        self.container = _open_input(source, rate=rate)
+        try:
+            self._start(copy_streams=copy_streams, deep=deep)
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _start(self, *, copy_streams: bool, deep: bool) -> None:
+        c = self.container
         if not c.streams.video:
             kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
-            raise InputError(f"no video stream in {path} (found: {kinds})")
+            raise InputError(f"no video stream in {self.source} (found: {kinds})")
         v = c.streams.video[0]
         if not v.codec_context or not v.codec_context.width:
-            raise InputError(f"video stream of {path} has no frame size (truncated or unsupported)")
+            raise InputError(f"video stream of {self.source} has no frame size (truncated or unsupported)")
+        v.thread_type = "AUTO"
+        self.video = v
+        self.side_streams: list[av.stream.Stream] = [s for s in c.streams if s.type in COPY_TYPES] \
+            if copy_streams else []
+        self.time_base: Fraction = v.time_base or Fraction(1, 90000)
+        rate = v.average_rate or v.guessed_rate or Fraction(30)
+        self._step = max(1, round(1 / (rate * self.time_base)))
+        self._next_pts: int | None = None
+        self._last: tuple[int, int] | None = None  # (pts, duration) of the last frame
+        self._index = 0
+        self._skip_before: int | None = None
+        self._reformatter = VideoReformatter()
+        self._pending: deque[av.VideoFrame | Passthrough] = deque()
+        self._packets = c.demux(v, *self.side_streams)
+        first = self._peek()
+        if first is None:
+            raise InputError(f"no video frames could be decoded from {self.source}")
+        self.info = self._describe(first)
+        self._format = "rgb48le" if deep and self.info.bit_depth > 8 else "rgb24"
+
+    def _peek(self) -> av.VideoFrame | None:
+        """Demux until the first frame decodes; everything read is kept in ``_pending``."""
+        while True:
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                return None
+            except av.error.FFmpegError as e:
+                raise InputError(f"cannot read {self.source}: {e.strerror or e}") from None
+            if packet.stream.type != "video":
+                if packet.dts is not None or packet.pts is not None:
+                    self._pending.append(Passthrough(packet=packet, stream_index=packet.stream.index))
+                continue
+            frames = self._decode(packet)
+            self._pending.extend(frames)
+            if frames:
+                return frames[0]
+
+    def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
+        try:
+            return packet.decode() if packet is not None else self.video.decode(None)
+        except av.error.FFmpegError:
+            self.stats.bad_packets += 1
+            return []
+
+    def _describe(self, first: av.VideoFrame) -> VideoInfo:
+        v, c = self.video, self.container
+        comps = first.format.components
         duration_s = None
         if v.duration is not None and v.time_base is not None:
             duration_s = float(v.duration * v.time_base)
         elif c.duration is not None:
             duration_s = c.duration / av.time_base
-        rotation = _rotation_of(v, c)
+        source = "pipe" if self.source == STDIO else "sequence" if is_sequence(self.source) else "file"
         return VideoInfo(
-            path=str(path),
-            width=v.codec_context.width,
-            height=v.codec_context.height,
-            time_base=v.time_base or Fraction(1, 90000),
-            average_rate=v.average_rate or v.guessed_rate,
-            frames=v.frames or None,
-            duration_s=duration_s,
-            rotation=rotation,
-            codec=v.codec_context.name,
-            pix_fmt=v.codec_context.pix_fmt or "unknown",
-            audio_streams=len(c.streams.audio),
-            subtitle_streams=len(c.streams.subtitles),
+            path=self.source, width=first.width, height=first.height, time_base=self.time_base,
+            average_rate=v.average_rate or v.guessed_rate, frames=v.frames or None, duration_s=duration_s,
+            rotation=int(round(first.rotation or 0)) % 360, codec=v.codec_context.name,
+            pix_fmt=first.format.name, audio_streams=len(c.streams.audio), subtitle_streams=len(c.streams.subtitles),
+            bit_depth=max((p.bits for p in comps), default=8), colour=Colour.of(first),
+            metadata=_clean_tags(c.metadata), video_metadata=_clean_tags(v.metadata), source=source,
         )
 
+    def items(self) -> Iterator[Frame | Passthrough]:
+        """Frames (with pts, duration, key flag) and side packets, in file order, to the end."""
+        while self._pending:
+            item = self._pending.popleft()
+            if isinstance(item, Passthrough):
+                yield item
+            elif (frame := self._frame(item)) is not None:
+                yield frame
+        while True:
+            try:
+                packet = next(self._packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as e:
+                self.stats.read_error = (f"reading {self.source} failed after {self._index} frames "
+                                         f"({e.strerror or e}); the frames before were kept")
+                for f in self._decode(None):  # frames still inside the decoder
+                    if (frame := self._frame(f)) is not None:
+                        yield frame
+                break
+            if packet.stream.type != "video":
+                if packet.dts is not None or packet.pts is not None:
+                    yield Passthrough(packet=packet, stream_index=packet.stream.index)
+                continue
+            for f in self._decode(packet):
+                if (frame := self._frame(f)) is not None:
+                    yield frame
+        self._check_length()
 
-@dataclass
-class DecodeStats:
-    frames: int = 0
-    bad_packets: int = 0
+    def seek(self, pts: int) -> None:
+        """Continue from the frame at ``pts`` (where a resumable segment starts, a keyframe):
+        seek to the keyframe at or before it and drop every frame before ``pts``."""
+        try:
+            self.container.seek(pts, stream=self.video, backward=True, any_frame=False)
+        except av.error.FFmpegError as e:
+            raise InputError(f"cannot seek in {self.source} to resume: {e.strerror or e}") from None
+        self.video.codec_context.flush_buffers()
+        self._pending.clear()
+        self._packets = self.container.demux(self.video, *self.side_streams)
+        self._skip_before, self._last, self._next_pts = pts, None, None
+
+    def _frame(self, f: av.VideoFrame) -> Frame | None:
+        if self._skip_before is not None and f.pts is not None and f.pts < self._skip_before:
+            return None
+        if (f.width, f.height) != (self.info.width, self.info.height):
+            raise InputError(f"frame {self._index} of {self.source} is {f.width}x{f.height} but the video "
+                             f"started at {self.info.width}x{self.info.height}: size changes are not supported")
+        pts = f.pts if f.pts is not None else (self._next_pts if self._next_pts is not None else 0)
+        if self._last is not None and pts <= self._last[0]:
+            pts = self._last[0] + 1
+            self.stats.repaired_pts += 1
+        dur = f.duration or None
+        self._next_pts = pts + (dur or self._step)
+        self._last = (pts, dur or self._step)
+        image = self._reformatter.reformat(f, format=self._format).to_ndarray()
+        frame = Frame(index=self._index, image=image, pts=pts, duration=dur, time_base=self.time_base,
+                      key=bool(f.key_frame))
+        self._index += 1
+        self.stats.frames = self._index
+        return frame
+
+    def _check_length(self) -> None:
+        """Note a video that ends well before the length its header declares (a cut-off file).
+
+        Uses the video stream's own duration, or the container's when the video is the only
+        stream (a container's length also covers audio, which may run longer).
+        """
+        v, c = self.video, self.container
+        if self._last is None or self.info.source == "sequence":
+            return
+        if v.duration:
+            end = (v.start_time or 0) + v.duration
+            declared = float(end * self.time_base)
+        elif c.duration and len(c.streams) == 1:
+            declared = ((c.start_time or 0) + c.duration) / av.time_base
+        else:
+            return
+        got = float((self._last[0] + self._last[1]) * self.time_base)
+        if got < declared - max(0.25, 2 * float(self._step * self.time_base)):
+            self.stats.truncated = (f"the video ends at {got:.2f} s but {self.source} declares "
+                                    f"{declared:.2f} s: the input looks truncated")
+
+    def close(self) -> None:
+        self.container.close()
 
 
-def read_items(path: str | os.PathLike, *, copy_streams: bool = True,
-               stats: DecodeStats | None = None) -> Iterator[Frame | Passthrough]:
+def probe(path: str | os.PathLike, *, rate: Fraction | None = None) -> VideoInfo:
+    """Open ``path``, check it has a decodable video stream and describe it."""
+    with contextlib.closing(Reader(path, copy_streams=False, rate=rate)) as r:
+        return r.info
+
+
+def read_items(path: str | os.PathLike, *, copy_streams: bool = True, stats: DecodeStats | None = None,
+               deep: bool = False) -> Iterator[Frame | Passthrough]:
     """Demux ``path`` in file order: decoded video frames and audio/subtitle packets to copy.
 
     Frames keep their pts and duration; frames with no pts get one from the frame rate.
     Packets that fail to decode are counted in ``stats.bad_packets`` and skipped.
     """
-    stats = stats if stats is not None else DecodeStats()
-    c = _open_input(path)
-    try:
-        v = c.streams.video[0]
-        v.thread_type = "AUTO"
-        copy = [s for s in c.streams if s.type in COPY_TYPES] if copy_streams else []
-        tb = v.time_base or Fraction(1, 90000)
-        rate = v.average_rate or v.guessed_rate or Fraction(30)
-        step = max(1, round(1 / (rate * tb)))
-        next_pts = None
-        index = 0
-        for packet in c.demux(v, *copy):
-            if packet.stream.type != "video":
-                if packet.dts is not None or packet.pts is not None:
-                    yield Passthrough(packet=packet, stream_index=packet.stream.index)
-                continue
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:
-                stats.bad_packets += 1
-                continue
-            for f in frames:
-                pts = f.pts if f.pts is not None else (next_pts if next_pts is not None else 0)
-                dur = f.duration or None
-                next_pts = pts + (dur or step)
-                image = f.to_ndarray(format="rgb24")
-                yield Frame(index=index, image=image, pts=pts, duration=dur, time_base=tb)
-                index += 1
-                stats.frames = index
-    except av.error.FFmpegError as e:
-        raise InputError(f"decoding failed in {path} after {index} frames: {e.strerror or e}") from None
-    finally:
-        c.close()
+    with contextlib.closing(Reader(path, copy_streams=copy_streams, deep=deep, stats=stats)) as r:
+        yield from r.items()
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    """Video encoder settings."""
+    """Video encoder settings.
+
+    ``pix_fmt=None`` follows the input: ``yuv420p`` for 8-bit input, ``yuv420p10le`` for deeper
+    input (4:2:2 and 4:4:4 inputs keep their chroma), where the codec can encode it.
+    ``container`` names the muxer (default: from the output's extension; ``matroska`` for ``-``).
+    """
 
     codec: str = "libx264"
     crf: int = 18
     preset: str = "veryfast"
-    pix_fmt: str = "yuv420p"
+    pix_fmt: str | None = None
+    container: str | None = None
+
+
+def _is_rgb(pix_fmt: str) -> bool:
+    """RGB, palette or grey input (no YUV matrix of its own)."""
+    try:
+        f = av.VideoFormat(pix_fmt)
+    except (ValueError, av.error.FFmpegError):
+        return False
+    return f.is_rgb or f.has_palette or len(f.components) <= 2
+
+
+def choose_pix_fmt(options: EncodeOptions, info: VideoInfo) -> tuple[str, str | None]:
+    """The encoder's pixel format for ``info``'s input, and a warning if depth or chroma is lost."""
+    if options.pix_fmt:
+        return options.pix_fmt, None
+    name = info.pix_fmt
+    chroma = "420" if _is_rgb(name) or "444" not in name and "422" not in name else \
+        "444" if "444" in name else "422"
+    deep = info.bit_depth > 8
+    want = f"yuv{chroma}p" + ("10le" if deep else "")
+    try:
+        formats = [f.name for f in (av.Codec(options.codec, "w").video_formats or ())]
+    except (ValueError, av.error.FFmpegError):
+        return want, None  # unknown codec: the writer reports it
+    if not formats or want in formats:
+        return want, None
+    for fallback in (["yuv420p10le"] if deep else []) + ["yuv420p", formats[0]]:
+        if fallback in formats:
+            return fallback, (f"codec {options.codec} cannot encode {want}; writing {fallback}"
+                              + (f" (the input has {info.bit_depth}-bit samples)" if deep else ""))
+    return formats[0], None
 
 
 def temp_path_for(final: Path) -> Path:
@@ -184,9 +462,12 @@ def temp_path_for(final: Path) -> Path:
     return final.with_name(f".{final.stem}.vidsr-{os.getpid()}.tmp{final.suffix}")
 
 
-def check_output_path(output: Path, *, input_path: Path | None = None) -> None:
-    """Fail early (one clear line) when ``output`` cannot be written."""
-    if input_path is not None and output.resolve() == Path(input_path).resolve():
+def check_output_path(output: Path, *, input_path: Path | None = None, container: str | None = None) -> None:
+    """Fail early (one clear line) when ``output`` cannot be written (``-``, stdout, always can)."""
+    if str(output) == STDIO:
+        return
+    output = Path(output)
+    if input_path is not None and str(input_path) != STDIO and output.resolve() == Path(input_path).resolve():
         raise OutputError(f"output is the same file as the input: {output}")
     if output.is_dir():
         raise OutputError(f"output is a folder: {output}")
@@ -195,7 +476,7 @@ def check_output_path(output: Path, *, input_path: Path | None = None) -> None:
         raise OutputError(f"output folder does not exist: {parent}")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output folder is not writable: {parent}")
-    if not output.suffix:
+    if not output.suffix and not container:
         raise OutputError(f"output needs a container extension such as .mp4 or .mkv: {output}")
     probe_path = temp_path_for(output)
     try:
@@ -204,7 +485,7 @@ def check_output_path(output: Path, *, input_path: Path | None = None) -> None:
     except OSError as e:
         raise OutputError(f"cannot write to {parent}: {e.strerror}") from None
     try:
-        av.open(str(probe_path), mode="w").close()
+        av.open(str(probe_path), mode="w", format=container).close()
     except (ValueError, av.error.FFmpegError) as e:
         reason = getattr(e, "strerror", None) or e
         raise OutputError(f"cannot write {output} (extension {output.suffix!r}): {reason}") from None
@@ -215,7 +496,13 @@ def check_output_path(output: Path, *, input_path: Path | None = None) -> None:
 
 @contextlib.contextmanager
 def atomic_output(final: Path) -> Iterator[Path]:
-    """Yield a temp path; on success rename it to ``final``, on any error remove it."""
+    """Yield a temp path; on success rename it to ``final``, on any error remove it.
+
+    ``-`` (stdout) is yielded as is: a stream cannot be taken back, a failure is only in the exit code.
+    """
+    if str(final) == STDIO:
+        yield final
+        return
     tmp = temp_path_for(final)
     try:
         yield tmp
@@ -231,29 +518,93 @@ def atomic_output(final: Path) -> Iterator[Path]:
         raise OutputError(f"cannot move finished output to {final}: {e.strerror}") from None
 
 
+def describe_stream(s: av.stream.Stream) -> str:
+    """``audio stream #2 (pcm_s16le, eng, "Commentary")``: how warnings name a stream."""
+    bits = [s.codec_context.name if s.codec_context else "unknown"]
+    if s.language:
+        bits.append(s.language)
+    if s.metadata.get("title"):
+        bits.append(f'"{s.metadata["title"]}"')
+    return f"{s.type} stream #{s.index} ({', '.join(bits)})"
+
+
+def can_copy(format_name: str, stream: av.stream.Stream) -> bool:
+    """Whether muxer ``format_name`` takes ``stream``'s packets as they are (tried in memory:
+    FFmpeg's codec tables accept some pairs the muxer then refuses, e.g. PCM in mp4)."""
+    try:
+        out = av.open(io.BytesIO(), mode="w", format=format_name)
+    except (ValueError, av.error.FFmpegError):
+        return False
+    try:
+        out.add_stream_from_template(stream)
+        out.start_encoding()
+        return True
+    except (ValueError, av.error.FFmpegError):
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            out.close()
+
+
+# FFmpeg's own default header for text subtitles converted from a format that has none (SubRip...)
+_ASS_HEADER = (
+    b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\nScaledBorderAndShadow: yes\n\n"
+    b"[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
+    b"BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
+    b"Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\nStyle: Default,Arial,16,&Hffffff,&Hffffff,"
+    b"&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n[Events]\nFormat: Layer, Start, End, Style, Name, "
+    b"MarginL, MarginR, MarginV, Effect, Text\n"
+)
+
+
 class VideoWriter:
-    """Encode RGB frames at given pts into ``path`` and copy (or re-encode) side streams.
+    """Encode RGB frames at given pts into ``path`` and copy (or convert) side streams.
 
     Frames must arrive in presentation order with the input's pts; ``close()`` flushes.
+    The video stream gets the input's colour tags, rotation and (by default) bit depth;
+    audio/subtitle streams are copied with their metadata and dispositions when the
+    container can hold them, else audio is re-encoded and text subtitles converted, each
+    with a warning naming the stream; anything else is dropped with a warning.
+
+    Args:
+        path: output file, or ``"-"`` for stdout.
+        sources: the input's audio/subtitle streams (:attr:`Reader.side_streams`); default:
+            reopen ``info.path`` to find them (not possible for a pipe).
+        name: how errors name the output (the final name, when ``path`` is a temp file).
+        template: an already encoded video stream whose packets will be given to
+            :meth:`mux_video` (joining resumable segments) instead of frames to encode.
+        bitexact: no random ids or version strings in the container (same input, same bytes).
     """
 
-    def __init__(self, *, path: Path, info: VideoInfo, width: int, height: int,
-                 options: EncodeOptions, copy_streams: bool = True) -> None:
-        self.path = path
+    def __init__(self, *, path: Path | str, info: VideoInfo, width: int, height: int,
+                 options: EncodeOptions, copy_streams: bool = True,
+                 sources: Sequence[av.stream.Stream] | None = None, name: str | None = None,
+                 template: av.stream.Stream | None = None, bitexact: bool = False) -> None:
+        self.path = Path(path)
+        self.name = name or str(path)
         self.closed = False
         self.warnings: list[str] = []
+        flags = {"fflags": "+bitexact"} if bitexact else None
         try:
-            self.container = av.open(str(path), mode="w")
+            if str(path) == STDIO:
+                self.container = av.open(sys.stdout.buffer, mode="w", format=options.container or "matroska",
+                                         container_options=flags)
+            else:
+                self.container = av.open(str(path), mode="w", format=options.container, container_options=flags)
         except (ValueError, av.error.FFmpegError, OSError) as e:
-            raise OutputError(f"cannot create output {path}: {getattr(e, 'strerror', None) or e}") from None
+            raise OutputError(f"cannot create output {self.name}: {getattr(e, 'strerror', None) or e}") from None
         try:
-            self._setup(info, width, height, options, copy_streams)
+            if template is not None:
+                self._setup_copied_video(info, template)
+            else:
+                self._setup(info, width, height, options)
+            if copy_streams:
+                self._setup_side_streams(info, sources)
         except BaseException:
             self.container.close()
             raise
 
-    def _setup(self, info: VideoInfo, width: int, height: int, options: EncodeOptions,
-               copy_streams: bool) -> None:
+    def _setup(self, info: VideoInfo, width: int, height: int, options: EncodeOptions) -> None:
         self.width = width + (width % 2)
         self.height = height + (height % 2)
         rate = info.average_rate or Fraction(30)
@@ -261,56 +612,130 @@ class VideoWriter:
             v = self.container.add_stream(options.codec, rate=rate)
         except (ValueError, av.error.FFmpegError) as e:
             raise OutputError(f"unknown or unavailable video codec {options.codec!r}: {e}") from None
-        v.width, v.height, v.pix_fmt = self.width, self.height, options.pix_fmt
+        pix_fmt, warning = choose_pix_fmt(options, info)
+        if warning:
+            self.warnings.append(warning)
+        v.width, v.height = self.width, self.height
+        try:
+            v.pix_fmt = pix_fmt
+        except (ValueError, av.error.FFmpegError) as e:
+            raise OutputError(f"unknown pixel format {pix_fmt!r}: {e}") from None
         v.time_base = info.time_base
         v.codec_context.time_base = info.time_base
         opts = {"crf": str(options.crf)}
         if options.codec in ("libx264", "libx265"):
             opts["preset"] = options.preset
+        if options.codec == "libx265":
+            opts["x265-params"] = "log-level=error"
         v.options = opts
+        self.colour = info.colour.for_yuv(rgb_source=_is_rgb(info.pix_fmt))
+        cc = v.codec_context
+        cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.trc
+        cc.colorspace, cc.color_range = self.colour.matrix, self.colour.range
+        self._sws_matrix = _SWS_MATRIX.get(self.colour.matrix)
+        self._reformatter = VideoReformatter()
         if info.rotation:
             v.set_display_rotation(info.rotation)
+        v.metadata.update(dict(info.video_metadata))
+        self.container.metadata.update(dict(info.metadata))
         self.video = v
         self.side: dict[int, tuple[str, av.stream.Stream]] = {}
-        if not copy_streams:
+        self._copied_video = False
+
+    def _setup_copied_video(self, info: VideoInfo, template: av.stream.Stream) -> None:
+        self.width, self.height = template.codec_context.width, template.codec_context.height
+        self.video = self.container.add_stream_from_template(template)
+        self.video.metadata.update(dict(info.video_metadata))
+        self.container.metadata.update(dict(info.metadata))
+        self.side: dict[int, tuple[str, av.stream.Stream]] = {}
+        self._copied_video = True
+
+    def mux_video(self, packet: av.Packet) -> None:
+        """Mux an already encoded video packet (the writer was made with ``template``)."""
+        packet.stream = self.video
+        self._mux([packet])
+
+    def _setup_side_streams(self, info: VideoInfo, sources: Sequence[av.stream.Stream] | None) -> None:
+        if sources is not None:
+            for s in sources:
+                self._add_side_stream(s)
+            return
+        if info.source != "file":
             return
         with contextlib.closing(av.open(info.path)) as src:
             for s in src.streams:
-                if s.type not in COPY_TYPES:
-                    continue
-                self._add_side_stream(s)
+                if s.type in COPY_TYPES:
+                    self._add_side_stream(s)
 
     def _add_side_stream(self, s: av.stream.Stream) -> None:
         name = s.codec_context.name if s.codec_context else "unknown"
-        supported = self.container.supported_codecs
-        if name in supported:
+        what = describe_stream(s)
+        fmt = self.container.format.name
+        where = f"{self.path.suffix or fmt}" if str(self.path) != STDIO else fmt
+        if can_copy(fmt, s):
             out = self.container.add_stream_from_template(s)
+            layout = s.codec_context.layout if s.type == "audio" else None
+            if layout is not None and layout.name.endswith("channels") and layout.nb_channels <= 2:
+                out.codec_context.layout = "stereo" if layout.nb_channels == 2 else "mono"  # order unknown
             self.side[s.index] = ("copy", out)
-        elif s.type == "audio":
-            codec = self.container.default_audio_codec
-            if codec in ("none", None):
-                self.warnings.append(f"audio stream #{s.index} ({name}) dropped: container has no audio codec")
-                return
-            out = self.container.add_stream(codec, rate=s.codec_context.sample_rate or 48000)
-            if s.codec_context.layout:
-                out.layout = s.codec_context.layout.name
+        elif s.type == "audio" and (codec := self._audio_codec()) is not None:
+            ctx = s.codec_context
+            rates = av.Codec(codec, "w").audio_rates
+            rate = ctx.sample_rate if ctx.sample_rate and (not rates or ctx.sample_rate in rates) else 48000
+            out = self.container.add_stream(codec, rate=rate)
+            if ctx.layout and ctx.layout.nb_channels <= 2:
+                out.layout = ctx.layout.name
             self.side[s.index] = ("encode", out)
-            self.warnings.append(f"audio stream #{s.index} ({name}) re-encoded to {codec}: "
-                                 f"{self.path.suffix} cannot hold {name}")
+            self.warnings.append(f"{what} re-encoded to {out.codec_context.name}: {where} cannot hold {name}")
+        elif s.type == "subtitle" and name in TEXT_SUBTITLES and (codec := self._text_subtitle_codec()):
+            out = self.container.add_stream(codec)
+            out.codec_context.time_base = Fraction(1, 1000)
+            header = s.codec_context.extradata if name in ("ass", "ssa") else None
+            out.codec_context.subtitle_header = header or _ASS_HEADER
+            self.side[s.index] = ("subtitle", out)
+            self.warnings.append(f"{what} converted to {codec}: {where} cannot hold {name}")
         else:
-            self.warnings.append(f"{s.type} stream #{s.index} ({name}) dropped: "
-                                 f"{self.path.suffix} cannot hold {name}")
+            self.warnings.append(f"{what} dropped: {where} cannot hold {name}")
             return
-        out.metadata.update(dict(s.metadata))
+        out.metadata.update(dict(_clean_tags(s.metadata)))
+        out.disposition = s.disposition
+
+    def _audio_codec(self) -> str | None:
+        supported = self.container.supported_codecs
+        for codec_name, encoder in (("aac", "aac"), ("opus", "libopus"), ("flac", "flac")):
+            if codec_name in supported:
+                return encoder
+        default = self.container.default_audio_codec
+        return None if default in (None, "none") else default
+
+    def _text_subtitle_codec(self) -> str | None:
+        supported = self.container.supported_codecs
+        for codec_name, encoder in (("mov_text", "mov_text"), ("webvtt", "webvtt"), ("subrip", "srt"),
+                                    ("ass", "ass")):
+            if codec_name in supported:
+                return encoder
+        return None
 
     def write(self, image: np.ndarray, *, pts: int, time_base: Fraction, duration: int | None,
               fmt: str = "rgb24") -> None:
-        """Encode one frame at ``pts``: (H, W, 3) uint8 RGB, or (H, W) uint8 with ``fmt="gray"``."""
+        """Encode one frame at ``pts``: (H, W, 3) uint8 or uint16 RGB, or (H, W) uint8 with ``fmt="gray"``.
+
+        RGB is converted here with the output's matrix and range (and tagged with them).
+        """
         h, w = image.shape[:2]
         if (h, w) != (self.height, self.width):
             extra = ((0, 0),) * (image.ndim - 2)
             image = np.pad(image, ((0, self.height - h), (0, self.width - w), *extra), mode="edge")
+        if image.dtype == np.uint16 and fmt == "rgb24":
+            fmt = "rgb48le"
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        if fmt != "gray":
+            frame = self._reformatter.reformat(frame, format=self.video.codec_context.pix_fmt,
+                                               dst_colorspace=self._sws_matrix,
+                                               dst_color_range=self.colour.range or None)
+        c = self.colour
+        frame.color_primaries, frame.color_trc, frame.colorspace = c.primaries, c.trc, c.matrix
+        frame.color_range = c.range
         frame.pts = pts
         frame.time_base = time_base
         if duration:
@@ -318,23 +743,45 @@ class VideoWriter:
         self._mux(self.video.encode(frame))
 
     def copy(self, item: Passthrough) -> None:
-        """Mux (or re-encode) a side-stream packet."""
+        """Mux (or convert) a side-stream packet."""
         entry = self.side.get(item.stream_index)
         if entry is None:
             return
         mode, out = entry
+        packet = item.packet
         if mode == "copy":
-            item.packet.stream = out
-            self._mux([item.packet])
-            return
-        for frame in item.packet.decode():
-            self._mux(out.encode(frame))
+            packet.stream = out
+            self._mux([packet])
+        elif mode == "encode":
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                return  # a corrupt audio packet: its samples are lost, the rest stays in sync
+            for frame in frames:
+                self._mux(out.encode(frame))
+        else:
+            for rect in packet.decode():
+                text = getattr(rect, "ass", None)
+                if not text or packet.pts is None:
+                    continue
+                sub = av.subtitles.subtitle.SubtitleSet.create(text=text, start=0, end=packet.duration or 0,
+                                                              pts=packet.pts)
+                converted = out.codec_context.encode_subtitle(sub)
+                converted.stream = out
+                converted.time_base = packet.time_base
+                self._mux([converted])
+
+    def _fail(self, e: BaseException) -> OutputError:
+        reason = getattr(e, "strerror", None) or str(e)
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            reason += " (the disk is full or a file-size limit was reached)"
+        return OutputError(f"writing {self.name} failed: {reason}")
 
     def _mux(self, packets) -> None:
         try:
             self.container.mux(packets)
-        except OSError as e:
-            raise OutputError(f"writing {self.path} failed: {e.strerror or e}") from None
+        except (OSError, av.error.FFmpegError) as e:
+            raise self._fail(e) from None
 
     def close(self) -> None:
         """Flush every encoder and finish the file."""
@@ -342,12 +789,16 @@ class VideoWriter:
             return
         self.closed = True
         try:
-            self._mux(self.video.encode(None))
+            if not self._copied_video:
+                self._mux(self.video.encode(None))
             for mode, out in self.side.values():
                 if mode == "encode":
                     self._mux(out.encode(None))
         finally:
-            self.container.close()
+            try:
+                self.container.close()
+            except (OSError, av.error.FFmpegError) as e:
+                raise self._fail(e) from None
 
     def abort(self) -> None:
         """Close without flushing (the file is discarded by the caller)."""

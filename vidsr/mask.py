@@ -10,7 +10,7 @@ binary mask and resets on scene cuts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -19,7 +19,13 @@ from vidsr.checks import check_image
 
 
 class MaskEstimator(Protocol):
-    """Anything that scores how likely each pixel is in-focus foreground."""
+    """Anything that scores how likely each pixel is in-focus foreground.
+
+    Optional extras the tracker uses when present: ``threshold`` (a fixed score threshold
+    used instead of Otsu when the tracker has none) and ``estimate_batch(images, *,
+    new_shot)`` (scores several anchor frames in one call, in stream order; ``new_shot[i]``
+    is True where frame i starts a shot, so stateful estimators can restart).
+    """
 
     name: str
 
@@ -166,6 +172,7 @@ class _State:
     binary: np.ndarray | None = None
     thumb: np.ndarray | None = None
     last_score: np.ndarray | None = None
+    prev_gray: np.ndarray | None = None
     since_anchor: int = 0
     passes: int = 0
     cuts: int = 0
@@ -185,6 +192,8 @@ class MaskTracker:
         close_px: morphology radius at working resolution.
         feather_px: feather radius at working resolution.
         cut_threshold: mean absolute thumbnail difference (0-255) that counts as a cut.
+        carry: between anchors, ``hold`` reuses the last mask; ``flow`` warps it (and the
+            smoothed score) along dense optical flow (DIS), so it follows motion.
     """
 
     estimator: MaskEstimator
@@ -196,6 +205,7 @@ class MaskTracker:
     close_px: int = 3
     feather_px: float = 4.0
     cut_threshold: float = 30.0
+    carry: Literal["hold", "flow"] = "hold"
     state: _State = field(default_factory=_State, repr=False)
 
     def __post_init__(self) -> None:
@@ -203,6 +213,8 @@ class MaskTracker:
             raise ValueError(f"every must be >= 1, got {self.every}")
         if not 0.0 < self.ema <= 1.0:
             raise ValueError(f"ema must be in (0, 1], got {self.ema}")
+        if self.carry not in ("hold", "flow"):
+            raise ValueError(f"carry must be hold or flow, got {self.carry!r}")
 
     @property
     def passes(self) -> int:
@@ -213,31 +225,80 @@ class MaskTracker:
     def cuts(self) -> int:
         return self.state.cuts
 
-    def update(self, image: np.ndarray) -> MaskFrame:
-        """Mask for the next frame of the stream. ``image``: (H, W, 3) uint8 RGB."""
+    def _next(self, t: np.ndarray, prev_thumb: np.ndarray | None, since_anchor: int,
+              started: bool) -> tuple[bool, bool, bool]:
+        """(cut, reset, anchor) for a frame with thumbnail ``t``, given the stream so far."""
+        cut = prev_thumb is not None and float(np.abs(t - prev_thumb).mean()) > self.cut_threshold
+        reset = cut or not started
+        return cut, reset, reset or since_anchor + 1 >= self.every
+
+    def update_many(self, images: Sequence[np.ndarray]) -> list[MaskFrame]:
+        """Masks for the next frames of the stream; when the estimator has ``estimate_batch``,
+        the anchor frames among ``images`` are scored in one call."""
+        batch = getattr(self.estimator, "estimate_batch", None)
+        if batch is None or len(images) < 2:
+            return [self.update(im) for im in images]
+        st = self.state
+        prev, since, started, anchors, new_shot = st.thumb, st.since_anchor, st.ema is not None, [], []
+        for i, im in enumerate(images):
+            t = thumb(im)
+            _, reset, anchor = self._next(t, prev, since, started)
+            prev, since, started = t, 0 if anchor else since + 1, True
+            if anchor:
+                anchors.append(i)
+                new_shot.append(reset)
+        scores = batch([images[i] for i in anchors], new_shot=new_shot) if anchors else []
+        pre = dict(zip(anchors, scores))
+        return [self.update(im, score=pre.get(i)) for i, im in enumerate(images)]
+
+    def update(self, image: np.ndarray, *, score: np.ndarray | None = None) -> MaskFrame:
+        """Mask for the next frame of the stream. ``image``: (H, W, 3) uint8 RGB.
+
+        ``score``: the estimator's score for this frame if already computed (``update_many``);
+        used only when the frame is an anchor.
+        """
         st = self.state
         t = thumb(image)
-        cut = st.thumb is not None and float(np.abs(t - st.thumb).mean()) > self.cut_threshold
+        cut, reset, anchor = self._next(t, st.thumb, st.since_anchor, st.ema is not None)
         st.thumb = t
         if cut:
             st.cuts += 1
-        reset = cut or st.ema is None
-        anchor = reset or st.since_anchor + 1 >= self.every
+        if self.carry == "flow" and not reset:
+            self._carry(image)
         if anchor:
-            score = self.estimator.estimate(image).astype(np.float32)
+            if score is None:
+                batch = getattr(self.estimator, "estimate_batch", None)
+                score = batch([image], new_shot=[reset])[0] if batch else self.estimator.estimate(image)
+            score = score.astype(np.float32)
             st.passes += 1
             st.since_anchor = 0
             if st.ema is not None and st.ema.shape != score.shape:
                 reset = True
             st.ema = score if reset else self.ema * score + (1 - self.ema) * st.ema
-            thr = self.threshold if self.threshold is not None else otsu_threshold(st.ema)
-            st.threshold = thr if reset or self.threshold is not None else 0.7 * st.threshold + 0.3 * thr
+            fixed = self.threshold if self.threshold is not None else getattr(self.estimator, "threshold", None)
+            thr = fixed if fixed is not None else otsu_threshold(st.ema)
+            st.threshold = thr if reset or fixed is not None else 0.7 * st.threshold + 0.3 * thr
             st.binary = self._binarize(st.ema, None if reset else st.binary)
             st.last_score = score
         else:
             st.since_anchor += 1
+        if self.carry == "flow":
+            from vidsr.flow import flow_gray
+
+            st.prev_gray = flow_gray(image, st.ema.shape)
         alpha = feather(st.binary, radius_px=self.feather_px, size=image.shape[:2])
         return MaskFrame(alpha=alpha, binary=st.binary, score=st.ema, anchor=anchor, cut=cut)
+
+    def _carry(self, image: np.ndarray) -> None:
+        """Warp the smoothed score and the binary mask from the previous frame into this one."""
+        from vidsr.flow import backward_flow, flow_gray, warp_back
+
+        st = self.state
+        if st.prev_gray is None or st.ema is None or st.prev_gray.shape != st.ema.shape:
+            return
+        flow = backward_flow(flow_gray(image, st.ema.shape), st.prev_gray)
+        st.ema = warp_back(st.ema, flow)
+        st.binary = warp_back(st.binary, flow)
 
     def _binarize(self, ema: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
         thr = self.state.threshold

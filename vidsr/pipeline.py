@@ -8,11 +8,13 @@ OpenCV and the network overlaps.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,10 +24,11 @@ import numpy as np
 from vidsr.backends import Engine, backend_from_name, create_engine
 from vidsr.composite import BgMethod, blend_tiles, upscale_background
 from vidsr.errors import InputError
-from vidsr.io import (DecodeStats, EncodeOptions, Frame, Passthrough, VideoInfo, VideoWriter,
-                      atomic_output, check_output_path, probe, read_items)
+from vidsr.io import (STDIO, DecodeStats, EncodeOptions, Frame, Passthrough, Reader, VideoInfo, VideoWriter,
+                      atomic_output, check_output_path)
 from vidsr.mask import FocusEstimator, MaskEstimator, MaskFrame, MaskTracker
 from vidsr.models import resolve_model
+from vidsr.resume import ResumeJob, SegmentStart, Segmenter, fingerprint
 from vidsr.sr import sr_tiles, stitch
 from vidsr.tiling import TilePlan, plan_tiles, select_tiles
 
@@ -44,12 +47,18 @@ class UpscaleConfig:
     bg: BgMethod = "bicubic"
     full_frame: bool = False
     mask_every: int = 2
+    mask_carry: str = "hold"  # between anchors: "hold" the mask or warp it along optical "flow"
+    mask_lookahead: int = 1  # anchor frames scored per estimator call (depth batching)
     fg_threshold: float | None = None
     feather_px: float = 4.0
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     copy_streams: bool = True
     queue_size: int = 8
     save_mask: Path | None = None
+    strict: bool = False  # fail (no output) when packets were corrupt or the input was cut short
+    input_rate: Fraction | None = None  # frame rate of an image-sequence input (default 25)
+    resume: bool = False  # work in resumable segments kept beside the output (see vidsr.resume)
+    segment_frames: int = 120  # with resume: a segment starts at the first keyframe after this many
 
 
 @dataclass
@@ -68,6 +77,8 @@ class UpscaleReport:
     mask_passes: int = 0
     cuts: int = 0
     bad_packets: int = 0
+    expected_frames: int | None = None  # from the input's header, when it says (progress bars)
+    resumed_frames: int = 0  # frames finished by earlier runs (--resume)
     engine: str = ""
     warnings: list[str] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -84,6 +95,34 @@ class UpscaleReport:
     @property
     def fg_fraction(self) -> float:
         return self.fg_fraction_sum / self.frames if self.frames else 0.0
+
+
+@dataclass(frozen=True)
+class FrameWindow:
+    """Process one stretch of the input (a segment of a longer run), times in seconds.
+
+    Frames with ``start <= t < end`` are output; frames with ``warmup <= t < start`` only
+    go through the mask tracker (so its smoothing is settled at ``start``); others are
+    decoded and dropped. Side-stream packets are dropped (the joiner copies them once).
+    """
+
+    start: Fraction
+    end: Fraction | None = None
+    warmup: Fraction | None = None
+
+    def role(self, frame: Frame) -> str:
+        """``out``, ``warmup`` or ``skip`` for ``frame``."""
+        t = Fraction(frame.pts) * frame.time_base
+        if self.end is not None and t >= self.end:
+            return "skip"
+        if t >= self.start:
+            return "out"
+        return "warmup" if self.warmup is not None and t >= self.warmup else "skip"
+
+
+@dataclass(frozen=True)
+class _Warmup:
+    frame: Frame
 
 
 @dataclass(frozen=True)
@@ -106,9 +145,15 @@ class FrameProcessor:
     bg: BgMethod = "bicubic"
     batch: int = 8
     full_frame: bool = False
+    mask_lookahead: int = 1
 
-    def process(self, image: np.ndarray, timings: dict[str, float]) -> FrameResult:
-        """SR one (H, W, 3) uint8 LR frame; adds seconds per stage to ``timings``."""
+    def process(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None = None) -> FrameResult:
+        """SR one (H, W, 3) uint8 LR frame; adds seconds per stage to ``timings``.
+
+        A uint16 frame (10-bit or deeper input) gives a uint16 result: see :meth:`_process_deep`.
+        ``mask``: this frame's mask when already computed (``tracker.update_many``)."""
+        if image.dtype == np.uint16:
+            return self._process_deep(image, timings, mask)
         s = self.engine.descriptor.scale
         if self.full_frame:
             t0 = time.perf_counter()
@@ -120,7 +165,7 @@ class FrameProcessor:
             timings["composite"] += time.perf_counter() - t1
             return FrameResult(image=out, mask=None, tiles=indices)
         t0 = time.perf_counter()
-        mask = self.tracker.update(image)
+        mask = mask if mask is not None else self.tracker.update(image)
         indices = select_tiles(self.plan, mask.alpha)
         t1 = time.perf_counter()
         tiles = sr_tiles(self.engine, image, self.plan, indices, batch=self.batch) if indices else []
@@ -139,6 +184,60 @@ class FrameProcessor:
         timings["background"] += t3 - t2
         timings["composite"] += t4 - t3
         return FrameResult(image=out, mask=mask, tiles=indices)
+
+    def _process_deep(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None) -> FrameResult:
+        """(H, W, 3) uint16 -> (H*s, W*s, 3) uint16. The mask and the SR network see the frame's
+        8-bit view (the networks and estimators take uint8); the background upscale and the
+        blend run at 16 bits, so the smooth bokeh, where banding would show, keeps its depth.
+        SR tiles carry 8-bit precision."""
+        s = self.engine.descriptor.scale
+        h, w = image.shape[:2]
+        t0 = time.perf_counter()
+        narrow = to_uint8(image)
+        if self.full_frame:
+            indices = list(range(len(self.plan)))
+        else:
+            mask = mask if mask is not None else self.tracker.update(narrow)
+            indices = select_tiles(self.plan, mask.alpha)
+        t1 = time.perf_counter()
+        tiles = sr_tiles(self.engine, narrow, self.plan, indices, batch=self.batch) if indices else []
+        t2 = time.perf_counter()
+        if self.full_frame:
+            out = stitch(tiles, height=h, width=w, scale=s).astype(np.uint16) * 257
+            timings["sr"] += t2 - t0
+            timings["composite"] += time.perf_counter() - t2
+            return FrameResult(image=out, mask=None, tiles=indices)
+        background = upscale_background(image, scale=s, method=self.bg)
+        t3 = time.perf_counter()
+        out = background
+        if tiles:
+            alpha = cv2.resize(mask.alpha, (w * s, h * s), interpolation=cv2.INTER_LINEAR)
+            out = _blend_tiles_deep(background, tiles, alpha, scale=s)
+        t4 = time.perf_counter()
+        timings["mask"] += t1 - t0
+        timings["sr"] += t2 - t1
+        timings["background"] += t3 - t2
+        timings["composite"] += t4 - t3
+        return FrameResult(image=out, mask=mask, tiles=indices)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """The 8-bit view of a frame: uint8 as is, uint16 rounded to 0..255."""
+    return image if image.dtype == np.uint8 else cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
+
+
+def _blend_tiles_deep(background: np.ndarray, tiles: list, alpha: np.ndarray, *, scale: int) -> np.ndarray:
+    """``composite.blend_tiles`` for a uint16 background and uint8 SR tiles (widened x257)."""
+    out = background.copy()
+    for t, sr in tiles:
+        ys, xs = slice(t.y0 * scale, t.y1 * scale), slice(t.x0 * scale, t.x1 * scale)
+        a = alpha[ys, xs]
+        if not a.any():
+            continue
+        bg = background[ys, xs].astype(np.float32)
+        blended = bg + a[..., None] * (sr.astype(np.float32) * 257.0 - bg)
+        out[ys, xs] = np.clip(blended + 0.5, 0, 65535).astype(np.uint16)
+    return out
 
 
 _END = object()
@@ -169,13 +268,19 @@ def _get(q: queue.Queue, stop: threading.Event) -> object:
                 return _END
 
 
-def _decode_worker(path: str, out: queue.Queue, stop: threading.Event, stats: DecodeStats,
-                   copy_streams: bool, timings: dict[str, float]) -> None:
+def _decode_worker(reader: Reader, out: queue.Queue, stop: threading.Event, timings: dict[str, float],
+                   window: FrameWindow | None = None) -> None:
     try:
-        items: Iterator[Frame | Passthrough] = read_items(path, copy_streams=copy_streams, stats=stats)
+        items: Iterator[Frame | Passthrough] = reader.items()
         t = time.perf_counter()
         for item in items:
             timings["decode"] += time.perf_counter() - t
+            if window is not None:
+                role = window.role(item) if isinstance(item, Frame) else "skip"
+                item = _Warmup(item) if role == "warmup" else item
+                if role == "skip":
+                    t = time.perf_counter()
+                    continue
             if not _put(out, item, stop):
                 return
             t = time.perf_counter()
@@ -196,6 +301,8 @@ def _encode_worker(writers: list[VideoWriter], inbox: queue.Queue, stop: threadi
             t = time.perf_counter()
             if isinstance(item, Passthrough):
                 writer.copy(item)
+            elif isinstance(item, SegmentStart):
+                writer.start_segment(item)
             else:
                 image, frame, mask_img = item
                 writer.write(image, pts=frame.pts, time_base=frame.time_base, duration=frame.duration)
@@ -208,40 +315,92 @@ def _encode_worker(writers: list[VideoWriter], inbox: queue.Queue, stop: threadi
         stop.set()
 
 
-def build_processor(info: VideoInfo, config: UpscaleConfig,
-                    estimator: MaskEstimator | None = None) -> FrameProcessor:
-    """Load the model, build the engine, plan tiles and the mask tracker for ``info``'s frame size."""
+def load_engine(config: UpscaleConfig) -> Engine:
+    """Load ``config.model`` and build its engine for ``config``'s backend, device and precision."""
     model, desc = resolve_model(config.model, scale=config.scale)
-    engine = create_engine(model, desc, backend_from_name(config.backend, device=config.device,
-                                                           precision=config.precision))
+    return create_engine(model, desc, backend_from_name(config.backend, device=config.device,
+                                                        precision=config.precision,
+                                                        tile=config.tile, batch=config.batch))
+
+
+def build_processor(info: VideoInfo, config: UpscaleConfig,
+                    estimator: MaskEstimator | None = None, *, engine: Engine | None = None) -> FrameProcessor:
+    """Load the model, build the engine, plan tiles and the mask tracker for ``info``'s frame size.
+
+    ``engine``: an engine built before (a worker that upscales many segments loads the model once).
+    """
+    engine = engine if engine is not None else load_engine(config)
+    desc = engine.descriptor
     plan = plan_tiles(info.height, info.width, tile=config.tile, pad=desc.receptive_radius)
     tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=config.mask_every,
-                          threshold=config.fg_threshold, feather_px=config.feather_px)
+                          threshold=config.fg_threshold, feather_px=config.feather_px, carry=config.mask_carry)
     return FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=config.bg,
-                          batch=config.batch, full_frame=config.full_frame)
+                          batch=config.batch, full_frame=config.full_frame,
+                          mask_lookahead=max(1, config.mask_lookahead))
 
 
 def upscale_video(input_path: str | Path, output_path: str | Path, *, config: UpscaleConfig,
                   estimator: MaskEstimator | None = None,
-                  on_frame: Callable[[UpscaleReport], None] | None = None) -> UpscaleReport:
-    """Upscale a video file; writes ``output_path`` atomically (temp file + rename).
+                  on_frame: Callable[[UpscaleReport], None] | None = None, window: FrameWindow | None = None,
+                  output_info: VideoInfo | None = None, engine: Engine | None = None) -> UpscaleReport:
+    """Upscale a video; writes ``output_path`` atomically (temp file + rename).
+
+    ``input_path``: a file in any container FFmpeg reads, an image sequence
+    (``frames/%06d.png``) or ``-`` (stdin). ``output_path``: a file (container from its
+    extension, or ``config.encode.container``) or ``-`` (stdout, Matroska by default).
+    Inputs deeper than 8 bits are processed at 16 bits (see ``FrameProcessor``) and written
+    at 10 bits unless ``config.encode.pix_fmt`` says otherwise. Corrupt packets are skipped
+    and reported in ``warnings``; with ``config.strict`` they fail the run (no output).
+    With ``config.resume`` the work is kept in segments beside the output and a stopped
+    run continues where it stopped (:mod:`vidsr.resume`).
 
     Args:
         estimator: mask estimator (default: the weight-free focus map).
         on_frame: called after each frame with the running report (progress bars).
+        window: upscale only this stretch, warming the mask up before it (``vidsr.distributed``).
+        output_info: describe the output with this (the whole video's) instead of the input's
+            info, when the input is a piece cut out of a longer video.
+        engine: an already built engine instead of loading ``config.model``.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    info = probe(input_path)
-    check_output_path(output_path, input_path=input_path)
+    if window is not None and config.resume:
+        raise InputError("a frame window cannot be combined with --resume")
+    if config.resume and STDIO in (str(input_path), str(output_path)):
+        raise InputError("--resume needs a seekable input file and an output file, not '-' (a pipe)")
+    if config.resume and config.save_mask is not None:
+        raise InputError("--resume cannot be combined with --save-mask")
+    stats = DecodeStats()
+    reader = Reader(input_path, copy_streams=config.copy_streams and not config.resume, deep=True,
+                    rate=config.input_rate, stats=stats)
+    with contextlib.closing(reader):
+        return _upscale(reader, output_path, config=config, estimator=estimator, on_frame=on_frame,
+                        window=window, output_info=output_info, engine=engine)
+
+
+def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estimator: MaskEstimator | None,
+             on_frame: Callable[[UpscaleReport], None] | None, window: FrameWindow | None = None,
+             output_info: VideoInfo | None = None, engine: Engine | None = None) -> UpscaleReport:
+    info, stats, input_path = output_info or reader.info, reader.stats, Path(reader.source)
+    check_output_path(output_path, input_path=input_path, container=config.encode.container)
     if config.save_mask is not None:
         check_output_path(Path(config.save_mask), input_path=input_path)
     if config.batch < 1:
         raise InputError(f"--batch must be >= 1, got {config.batch}")
-    proc = build_processor(info, config, estimator)
+    job = segments = None
+    if config.resume:
+        settings = {k: v for k, v in dataclasses.asdict(config).items()
+                    if k not in ("save_mask", "queue_size", "strict", "copy_streams")}
+        settings["estimator"] = repr(estimator) if estimator is not None else None
+        job = ResumeJob(output_path, fingerprint(input_path, settings))
+        segments = Segmenter(config.segment_frames)
+        if job.next_pts is not None:
+            reader.seek(job.next_pts)
+    proc = build_processor(info, config, estimator, engine=engine)
     s = config.scale
+    size = (info.width * s, info.height * s)
     report = UpscaleReport(input=str(input_path), output=str(output_path), in_size=(info.width, info.height),
-                           out_size=(info.width * s, info.height * s), engine=proc.engine.label)
-    stats = DecodeStats()
+                           out_size=size, engine=proc.engine.label, expected_frames=info.frames,
+                           resumed_frames=job.done_frames if job else 0)
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(maxsize=config.queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=config.queue_size)
@@ -250,59 +409,132 @@ def upscale_video(input_path: str | Path, output_path: str | Path, *, config: Up
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_output(output_path))
         mask_tmp = stack.enter_context(atomic_output(Path(config.save_mask))) if config.save_mask else None
-        writers: list[VideoWriter] = []
+        writers: list = []
         stack.callback(lambda: [w.abort() for w in writers])
-        writers.append(VideoWriter(path=tmp, info=info, width=info.width * s, height=info.height * s,
-                                   options=config.encode, copy_streams=config.copy_streams))
+
+        def video_writer(path: Path, *, copy_streams: bool) -> VideoWriter:
+            return VideoWriter(path=path, info=info, width=size[0], height=size[1], options=config.encode,
+                               copy_streams=copy_streams, sources=reader.side_streams, name=str(output_path))
+
+        if job is None:
+            writers.append(video_writer(tmp, copy_streams=config.copy_streams))
+            report.warnings.extend(writers[0].warnings)
+        else:
+            writers.append(job.writer(lambda path: video_writer(path, copy_streams=False)))
         if mask_tmp is not None:
-            writers.append(VideoWriter(path=mask_tmp, info=info, width=info.width * s,
-                                       height=info.height * s, options=config.encode, copy_streams=False))
-        report.warnings.extend(writers[0].warnings)
-        dec = threading.Thread(target=_decode_worker, name="vidsr-decode", daemon=True,
-                               args=(str(input_path), q_in, stop, stats, config.copy_streams, report.stages))
-        enc = threading.Thread(target=_encode_worker, name="vidsr-encode", daemon=True,
-                               args=(writers, q_out, stop, enc_failure, report.stages))
-        dec.start()
-        enc.start()
-        try:
-            _process_loop(proc, q_in, q_out, stop, enc_failure, report, on_frame,
-                          want_mask=mask_tmp is not None)
-            _put(q_out, _END, stop)
-            enc.join()
-            if enc_failure:
-                raise enc_failure[0]
-        finally:
-            stop.set()
-            dec.join()
-            enc.join()
-        if report.frames == 0:
+            writers.append(VideoWriter(path=mask_tmp, info=info, width=size[0], height=size[1],
+                                       options=config.encode, copy_streams=False))
+        if job is None or not job.finished:
+            dec = threading.Thread(target=_decode_worker, name="vidsr-decode", daemon=True,
+                                   args=(reader, q_in, stop, report.stages, window))
+            enc = threading.Thread(target=_encode_worker, name="vidsr-encode", daemon=True,
+                                   args=(writers, q_out, stop, enc_failure, report.stages))
+            dec.start()
+            enc.start()
+            try:
+                _process_loop(proc, q_in, q_out, stop, enc_failure, report, on_frame,
+                              want_mask=mask_tmp is not None, segments=segments)
+                _put(q_out, _END, stop)
+                enc.join()
+                if enc_failure:
+                    raise enc_failure[0]
+            finally:
+                stop.set()
+                dec.join()
+                enc.join()
+        if report.frames == 0 and not report.resumed_frames:
             raise InputError(f"no video frames could be decoded from {input_path}")
+        if config.strict and stats.damage:
+            raise InputError(f"--strict: {'; '.join(stats.damage)} (no output written)")
         for w in writers:
             w.close()
+        if job is not None:
+            report.warnings.extend(writers[0].warnings)
+
+            def joined(path: Path, template, sources) -> VideoWriter:
+                return VideoWriter(path=path, info=info, width=size[0], height=size[1], options=config.encode,
+                                   copy_streams=config.copy_streams, sources=sources, name=str(output_path),
+                                   template=template, bitexact=True)
+
+            report.warnings.extend(job.assemble(tmp, joined, input_path, config.copy_streams))
+    if job is not None:
+        job.remove()
     report.seconds = time.perf_counter() - t_start
     report.bad_packets = stats.bad_packets
     report.mask_passes = proc.tracker.passes
     report.cuts = proc.tracker.cuts
-    if stats.bad_packets:
-        report.warnings.append(f"{stats.bad_packets} packet(s) could not be decoded and were skipped")
+    report.warnings.extend(stats.notes)
     return report
 
 
 def _process_loop(proc: FrameProcessor, q_in: queue.Queue, q_out: queue.Queue, stop: threading.Event,
                   enc_failure: list[BaseException], report: UpscaleReport,
-                  on_frame: Callable[[UpscaleReport], None] | None, *, want_mask: bool) -> None:
-    n_tiles = len(proc.plan)
+                  on_frame: Callable[[UpscaleReport], None] | None, *, want_mask: bool,
+                  segments: Segmenter | None = None) -> None:
+    # Frames are handed to the mask tracker ``mask_lookahead x every`` at a time, so the
+    # anchors among them are scored in one estimator call (batched depth); packets that
+    # arrive meanwhile wait with them, keeping file order.
+    chunk = 1 if proc.full_frame else proc.mask_lookahead * proc.tracker.every
+    pending: list[Frame | Passthrough] = []
+    warm: list[np.ndarray] = []  # warm-up frames (FrameWindow): through the mask tracker only
     while True:
         item = _get(q_in, stop)
-        if item is _END:
-            return
         if isinstance(item, _Failure):
             raise item.exc
+        if isinstance(item, _Warmup):
+            warm.append(item.frame.image)
+            if len(warm) < chunk:
+                continue
+        if warm and (len(warm) >= chunk or not isinstance(item, _Warmup)):
+            if not proc.full_frame:
+                t = time.perf_counter()
+                proc.tracker.update_many([to_uint8(im) for im in warm])
+                report.stages["mask"] += time.perf_counter() - t
+            warm = []
+        if isinstance(item, _Warmup):
+            continue
+        if item is not _END:
+            if segments is not None and isinstance(item, Frame) and segments.starts(item):
+                # a resumable segment starts: finish the frames before it, restart the mask
+                if pending and not _emit(proc, pending, q_out, stop, report, on_frame, want_mask=want_mask):
+                    break
+                pending = []
+                segments.reset_tracker(proc)
+                if not _put(q_out, SegmentStart(item.pts), stop):
+                    break
+            if not pending and isinstance(item, Passthrough):
+                if not _put(q_out, item, stop):
+                    break
+                continue
+            pending.append(item)
+            if sum(not isinstance(p, Passthrough) for p in pending) < chunk:
+                continue
+        if not _emit(proc, pending, q_out, stop, report, on_frame, want_mask=want_mask):
+            break
+        pending = []
+        if item is _END:
+            return
+    if enc_failure:
+        raise enc_failure[0]
+
+
+def _emit(proc: FrameProcessor, items: list[Frame | Passthrough], q_out: queue.Queue, stop: threading.Event,
+          report: UpscaleReport, on_frame: Callable[[UpscaleReport], None] | None, *, want_mask: bool) -> bool:
+    """Process and send ``items`` in order; False when stopped."""
+    frames = [it for it in items if not isinstance(it, Passthrough)]
+    masks: list[MaskFrame | None] = [None] * len(frames)
+    if len(frames) > 1 and not proc.full_frame:
+        t = time.perf_counter()
+        masks = list(proc.tracker.update_many([to_uint8(f.image) for f in frames]))
+        report.stages["mask"] += time.perf_counter() - t
+    next_mask = iter(masks)
+    n_tiles = len(proc.plan)
+    for item in items:
         if isinstance(item, Passthrough):
             if not _put(q_out, item, stop):
-                break
+                return False
             continue
-        result = proc.process(item.image, report.stages)
+        result = proc.process(item.image, report.stages, mask=next(next_mask))
         out, mask, ran = result.image, result.mask, len(result.tiles)
         mask_img = None
         if want_mask:
@@ -310,12 +542,11 @@ def _process_loop(proc: FrameProcessor, q_in: queue.Queue, q_out: queue.Queue, s
             alpha = mask.alpha if mask is not None else np.ones(item.image.shape[:2], np.float32)
             mask_img = (cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR) * 255 + 0.5).astype(np.uint8)
         if not _put(q_out, (out, item, mask_img), stop):
-            break
+            return False
         report.frames += 1
         report.tiles_total += n_tiles
         report.tiles_run += ran
         report.fg_fraction_sum += mask.fg_fraction if mask is not None else 1.0
         if on_frame is not None:
             on_frame(report)
-    if enc_failure:
-        raise enc_failure[0]
+    return True

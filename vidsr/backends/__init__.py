@@ -25,11 +25,15 @@ class Engine(Protocol):
 
 @dataclass(frozen=True)
 class TorchBackend:
-    """Eager PyTorch. ``device``: cpu, cuda, cuda:N; ``precision`` uses autocast when not fp32."""
+    """PyTorch. ``device``: cpu, cuda, cuda:N. ``precision``: bf16 autocast on CPU; on CUDA the
+    weights are cast to fp16/bf16. On CUDA, ``cuda_graphs`` replays each tile shape from a captured
+    graph and ``overlap`` runs H2D / SR / D2H on separate streams with pinned buffers."""
 
     device: str = "cpu"
     precision: Precision = "fp32"
     channels_last: bool = True
+    cuda_graphs: bool = True
+    overlap: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,40 @@ class OrtBackend:
     opset: int = 17
 
 
-Backend = Union[TorchBackend, OrtBackend]
-BACKEND_NAMES = ("torch", "ort")
+@dataclass(frozen=True)
+class TrtBackend:
+    """TensorRT engine built from the ONNX export and cached in export/ (needs the ``[trt]`` extra and
+    an NVIDIA GPU). The optimisation profile covers the pipeline's ``tile + 2 * radius`` windows,
+    ``batch`` at a time; ``overlap`` as for :class:`TorchBackend`."""
+
+    device: str = "cuda"
+    precision: Precision = "fp16"
+    tile: int = 64
+    batch: int = 8
+    opset: int = 17
+    overlap: bool = True
 
 
-def backend_from_name(name: str, *, device: str = "cpu", precision: Precision = "fp32") -> Backend:
-    """Map a CLI name to its backend dataclass."""
+Backend = Union[TorchBackend, OrtBackend, TrtBackend]
+BACKEND_NAMES = ("torch", "ort", "trt")
+
+
+def backend_from_name(name: str, *, device: str | None = None, precision: Precision = "fp32",
+                      tile: int = 64, batch: int = 8) -> Backend:
+    """Map a CLI name to its backend dataclass (``tile``/``batch`` size TensorRT's profile).
+
+    ``device`` None means the backend's own default: cuda for trt, cpu for the others.
+    """
+    if device is None:
+        device = "cuda" if name == "trt" else "cpu"
     if name == "torch":
         return TorchBackend(device=device, precision=precision)
     if name == "ort":
         if precision != "fp32":
             raise BackendUnavailable(f"--precision {precision} is not available with the ort backend on {device}")
         return OrtBackend(device=device)
+    if name == "trt":
+        return TrtBackend(device=device, precision=precision, tile=tile, batch=batch)
     raise BackendUnavailable(f"unknown backend {name!r} (choose from: {', '.join(BACKEND_NAMES)})")
 
 
@@ -64,9 +90,23 @@ def create_engine(model: nn.Module, descriptor: ModelDescriptor, backend: Backen
     if isinstance(backend, TorchBackend):
         from vidsr.backends.torch_engine import TorchEngine
 
-        return TorchEngine(model=model, descriptor=descriptor, backend=backend)
+        engine = TorchEngine(model=model, descriptor=descriptor, backend=backend)
+        if backend.overlap and engine.device.type == "cuda":
+            from vidsr.backends.cuda_overlap import OverlapEngine
+
+            return OverlapEngine(engine)
+        return engine
     if isinstance(backend, OrtBackend):
         from vidsr.backends.ort_engine import OrtEngine
 
         return OrtEngine(model=model, descriptor=descriptor, backend=backend)
+    if isinstance(backend, TrtBackend):
+        from vidsr.backends.trt_engine import TrtEngine
+
+        trt_engine = TrtEngine.build(model=model, descriptor=descriptor, backend=backend)
+        if backend.overlap:
+            from vidsr.backends.cuda_overlap import OverlapEngine
+
+            return OverlapEngine(trt_engine)
+        return trt_engine
     raise TypeError(f"unknown backend {backend!r}")

@@ -30,6 +30,7 @@ from vidsr.train.data import PatchConfig, build_patch_cache, list_images, sample
 from vidsr.train.degrade import DegradeConfig, degrade_batch
 
 STATE_FORMAT = "vidsr-train-state"
+RESUME_MAY_CHANGE = ("threads",)  # settings that do not change what is trained
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +111,8 @@ class TrainConfig:
             raise InputError(f"HR patch size {self.patches.patch_size} is not a multiple of scale {self.scale}")
         if self.steps < 1 or self.batch_size < 1 or self.log_every < 1 or self.ckpt_every < 1:
             raise InputError("steps, batch_size, log_every and ckpt_every must be >= 1")
+        if self.warmup_steps < 0:
+            raise InputError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 < self.lr_min <= self.lr:
             raise InputError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
         if self.schedule not in ("cosine", "step"):
@@ -136,7 +139,7 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     """Learning rate for 0-based ``step`` under ``cfg.schedule``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = min(step / cfg.steps, 1.0)
+    t = min((step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1), 1.0)
     if cfg.schedule == "cosine":
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t))
     drops = sum(t >= m for m in (0.5, 0.75, 0.9))
@@ -181,7 +184,7 @@ def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, ste
 def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> None:
     old = json.loads((run_dir / "config.json").read_text())
     new = cfg.to_json()
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUME_MAY_CHANGE)
     if diff:
         raise InputError(f"cannot resume {run_dir}: config differs in {', '.join(diff)}")
 
@@ -238,7 +241,10 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
-
+    else:
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": 0, "val_l1": validate_eval(model, val_x, val_y),
+                                "val_bicubic_l1": val_bicubic, "elapsed_s": 0.0}) + "\n")
     model.train()
     losses: list[float] = []
     t0 = time.perf_counter() - elapsed
@@ -268,7 +274,7 @@ def train(cfg: TrainConfig, *, resume: bool = False,
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 _save_state(state_path, model=model, opt=opt, step=step, rng=rng,
                             elapsed_s=time.perf_counter() - t0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # keep the progress; a stop inside a step resumes close to, not bit-exactly on, a run
         _save_state(state_path, model=model, opt=opt, step=step, rng=rng, elapsed_s=time.perf_counter() - t0)
         raise
 
@@ -283,11 +289,10 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         "val_bicubic_l1": val_bicubic,
         "data": _data_summary(cfg, paths),
         "config": cfg.to_json(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "threads": cfg.threads,
     }
-    model_path = run_dir / "model.pt"
-    write_final(run_dir, model, summary)
+    model_path = write_final(run_dir, model, summary)
     return TrainResult(model=model, run_dir=run_dir, model_path=model_path, steps=step,
                        elapsed_s=elapsed, summary=summary)
 
@@ -301,6 +306,7 @@ def validate_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def write_final(run_dir: Path, model: nn.Module, summary: dict) -> Path:
     """Save ``run_dir/model.pt`` (meta = summary) and ``run_dir/metrics.json``; return the model path."""
     path = Path(run_dir) / "model.pt"
+    summary = json.loads(json.dumps(summary))  # plain types only, so weights_only loading works
     save_checkpoint(model, path, meta=summary)
     (Path(run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return path

@@ -1,0 +1,159 @@
+"""Build the mask estimator that ``--mask focus|depth|depth+focus|person|FILE`` names.
+
+Heavy pieces (transformers, onnxruntime sessions, LiteRT) are imported only for the
+kind that needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal
+
+import cv2
+import numpy as np
+
+from vidsr.checks import check_image
+from vidsr.errors import InputError
+from vidsr.mask import FocusEstimator, MaskEstimator, work_size
+
+MaskKind = Literal["focus", "depth", "depth+focus", "person", "file"]
+MASK_KINDS = ("focus", "depth", "depth+focus", "person")
+
+# Anchor spacing and carry per kind when the user gives no --mask-every / --mask-carry.
+# Depth is the expensive one: run it every 8th frame and warp the mask along optical flow.
+DEFAULT_EVERY = {"focus": 2, "person": 2, "depth": 8, "depth+focus": 8, "file": 1}
+DEFAULT_CARRY = {"focus": "hold", "person": "hold", "depth": "flow", "depth+focus": "flow", "file": "hold"}
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """Everything the mask options say.
+
+    Args:
+        kind: which estimator; ``file`` reads ``path``, a grey mask video.
+        depth_model: Depth Anything folder or ``.onnx`` file (depth kinds).
+        depth_batch: anchor frames per depth-network call.
+        depth_size: long side of the depth network's input (multiple of 14 after snapping).
+        depth_precision: fp32 or bf16 (torch only).
+        device: cpu or cuda[:N] for the depth network.
+        focus_point: ``"x,y"`` (fractions or pixels): the focal plane is the depth there.
+        depth_tolerance: half-width of the in-focus depth band (normalised inverse depth).
+    """
+
+    kind: MaskKind = "focus"
+    path: Path | None = None
+    depth_model: Path | None = None
+    depth_batch: int = 4
+    depth_size: int = 448
+    depth_precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = "cpu"
+    focus_point: str | None = None
+    depth_tolerance: float = 0.15
+
+    @property
+    def every(self) -> int:
+        return DEFAULT_EVERY[self.kind]
+
+    @property
+    def carry(self) -> str:
+        return DEFAULT_CARRY[self.kind]
+
+    @property
+    def lookahead(self) -> int:
+        """How many anchors the pipeline collects before asking for masks (depth batching)."""
+        return self.depth_batch if self.kind in ("depth", "depth+focus") else 1
+
+
+def parse_mask(text: str) -> tuple[MaskKind, Path | None]:
+    """``--mask`` value -> (kind, path): a known kind, or an existing grey mask video."""
+    if text in MASK_KINDS:
+        return text, None  # type: ignore[return-value]
+    p = Path(text).expanduser()
+    if p.is_file():
+        return "file", p
+    raise InputError(f"--mask must be one of {', '.join(MASK_KINDS)} or a mask video file; "
+                     f"{text!r} is neither")
+
+
+@dataclass
+class FileMaskEstimator:
+    """Scores from a grey mask video, one frame per call (use with ``every=1``): for masks
+    made or edited in other tools. White = foreground."""
+
+    path: Path
+    max_side: int = 480
+    name: str = "file"
+    threshold: float = 0.5
+    _frames: Iterator[np.ndarray] | None = field(default=None, init=False, repr=False)
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False, repr=False)
+    used: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        from vidsr.io import probe
+
+        self.path = Path(self.path)
+        probe(self.path)  # a clear error now if it is not a video
+
+    def _iter(self) -> Iterator[np.ndarray]:
+        from vidsr.io import Frame, read_items
+
+        for item in read_items(self.path, copy_streams=False):
+            if isinstance(item, Frame):
+                yield item.image
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        check_image(image)
+        if self._frames is None:
+            self._frames = self._stack.enter_context(contextlib.closing(self._iter()))
+        try:
+            m = next(self._frames)
+        except StopIteration:
+            raise InputError(f"mask video {self.path} has {self.used} frames, fewer than the input") from None
+        self.used += 1
+        h, w = work_size(*image.shape[:2], self.max_side)
+        g = cv2.cvtColor(m, cv2.COLOR_RGB2GRAY)
+        g = cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)
+        return g.astype(np.float32) * (1.0 / 255.0)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def build_estimator(spec: MaskSpec, *, frame_size: tuple[int, int] | None = None) -> MaskEstimator:
+    """The estimator ``spec`` names.
+
+    Args:
+        frame_size: (height, width) of the video; needed for a pixel ``focus_point``.
+    Raises:
+        ModelError / BackendUnavailable: missing depth weights, wrong folder, missing extra.
+        InputError: bad focus point, tolerance or mask file.
+    """
+    if spec.kind == "focus":
+        if spec.focus_point is not None:
+            raise InputError("--focus-point needs a depth mask: --mask depth")
+        return FocusEstimator()
+    if spec.kind == "person":
+        from vidsr.person import PersonEstimator
+
+        return PersonEstimator()
+    if spec.kind == "file":
+        if spec.path is None:
+            raise InputError("a file mask needs its path")
+        return FileMaskEstimator(path=spec.path)
+    if spec.depth_batch < 1:
+        raise InputError(f"--depth-batch must be >= 1, got {spec.depth_batch}")
+    from vidsr.depth import load_depth_net
+    from vidsr.focal import DepthMaskEstimator, FocalOptions, parse_focus_point
+
+    if spec.focus_point is not None:
+        h, w = frame_size if frame_size is not None else (None, None)
+        focal = FocalOptions(mode="point", tolerance=spec.depth_tolerance,
+                             point=parse_focus_point(spec.focus_point, width=w, height=h))
+    else:
+        focal = FocalOptions(mode="focus" if spec.kind == "depth+focus" else "nearest",
+                             tolerance=spec.depth_tolerance)
+    net = load_depth_net(spec.depth_model, long_side=spec.depth_size, batch=spec.depth_batch,
+                         precision=spec.depth_precision, device=spec.device)
+    return DepthMaskEstimator(net=net, focal=focal)
