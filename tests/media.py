@@ -114,7 +114,7 @@ class Track:
 
 def deep_frame(i: int, *, width: int, height: int) -> np.ndarray:
     """(H, W, 3) uint16: a textured subject over a shallow 16-bit ramp (needs > 8 bits to keep)."""
-    ramp = np.linspace(30000, 31000, width, dtype=np.float64)[None, :, None]
+    ramp = np.linspace(28000, 32000, width, dtype=np.float64)[None, :, None]
     img = np.broadcast_to(ramp, (height, width, 3)).astype(np.uint16).copy()
     subject = textured_frame(i, width=width, height=height).astype(np.uint16) * 257
     yy, xx = np.mgrid[:height, :width]

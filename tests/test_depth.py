@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from vidsr.depth import (OrtDepth, TorchDepth, build_depth_anything, depth_input_size, export_depth_onnx,  # noqa: E402
+from vidsr.depth import (OrtDepth, TorchDepth, build_depth_anything, depth_input_size, export_depth_onnx,
                          load_depth_net, predict, preprocess)
-from vidsr.errors import InputError, ModelError  # noqa: E402
+from vidsr.errors import InputError, ModelError
 
 # Depth Anything V2's layout (DINOv2 backbone + DPT head) with tiny widths, so tests are fast.
 TINY = {

@@ -118,6 +118,12 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int, depth_size
               help="Work in segments kept beside OUTPUT; rerun the same command to continue a stopped run.")
 @click.option("--save-mask", type=click.Path(path_type=Path), default=None, help="Also write the soft mask as a grey video.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
+@click.option("--workers", type=click.IntRange(1, 4096), default=None,
+              help="Upscale segments in parallel on N Ray workers (needs the [ray] extra); see README 'Scale out'.")
+@click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+              help="Join this Ray cluster instead of starting Ray on this machine (with --workers).")
+@click.option("--segment-s", type=click.FloatRange(1, 3600), default=10.0, show_default=True,
+              help="With --workers: segment length in seconds (cut at keyframes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: str | None, backend: str,
             device: str | None, precision: str | None, batch: int, tile: int, bg: str, mask_every: int | None,
@@ -125,11 +131,14 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
             focus_point: str | None, depth_tolerance: float, mask_carry: str | None,
             fg_threshold: float | None, feather: float, full_frame: bool, codec: str, crf: int, preset: str,
             pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, resume: bool,
-            save_mask: Path | None, no_audio: bool, quiet: bool) -> None:
+            save_mask: Path | None, no_audio: bool, workers: int | None, ray_address: str | None,
+            segment_s: float, quiet: bool) -> None:
     """Upscale INPUT (or --sample) to OUTPUT, super-resolving only the in-focus foreground.
 
     INPUT: any video FFmpeg reads, an image sequence (frames/%06d.png) or - (stdin);
-    OUTPUT: a file (container from the extension) or - (stdout).
+    OUTPUT: a file (container from the extension) or - (stdout). INPUT may also be a folder
+    or a quoted glob ('clips/*.mp4'): then OUTPUT is a folder, and outputs that are already
+    complete are skipped.
     """
     from tqdm import tqdm
 
@@ -153,6 +162,12 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
         copy_streams=not no_audio, save_mask=save_mask, strict=strict, resume=resume,
         input_rate=_fraction(input_fps, "--input-fps") if input_fps else None,
     )
+    from vidsr.distributed import is_batch
+
+    if workers is not None or ray_address is not None or (input is not None and is_batch(input)):
+        _upscale_scaled(input, output, config, spec, sample=sample, workers=workers, ray_address=ray_address,
+                        segment_s=segment_s, quiet=quiet)
+        return
     with tempfile.TemporaryDirectory(prefix="vidsr-") as tmpdir:
         if sample:
             input = write_sample(Path(tmpdir) / "sample.mp4")
@@ -190,6 +205,85 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
             f"engine {report.engine}, {report.mask_passes} {estimator.name if estimator else 'mask'} passes",
             err=str(output) == "-",  # stdout carries the video
         )
+
+
+def _upscale_scaled(input: Path | None, output: Path, config, spec, *, sample: bool, workers: int | None,
+                    ray_address: str | None, segment_s: float, quiet: bool) -> None:
+    """``upscale`` with --workers (segments on Ray) and/or many inputs (a folder or a glob)."""
+    import functools
+
+    from tqdm import tqdm
+
+    from vidsr.distributed import (ScaleOut, batch_jobs, find_inputs, is_batch, is_complete, require_ray,
+                                   upscale_many)
+    from vidsr.estimators import build_estimator
+    from vidsr.io import probe
+    from vidsr.pipeline import upscale_video
+    from vidsr.sample import write_sample
+
+    if ray_address is not None and workers is None:
+        _fail("--ray-address needs --workers N")
+    if workers is not None:
+        require_ray()  # one clear line before any work
+        if spec.kind == "file":
+            _fail("--mask FILE cannot be combined with --workers (the mask video is read from its start)")
+    with tempfile.TemporaryDirectory(prefix="vidsr-") as tmpdir:
+        if sample:
+            input = write_sample(Path(tmpdir) / "sample.mp4")
+        if is_batch(input):
+            jobs = batch_jobs(find_inputs(input), output)
+        else:
+            jobs = [(input, output)]
+        if workers is None:  # many files, one process
+            for src, dst in jobs:
+                if is_complete(src, dst, scale=config.scale):
+                    if not quiet:
+                        click.echo(f"{dst}: complete, skipped")
+                    continue
+                info = probe(src, rate=config.input_rate)
+                estimator = None if config.full_frame else build_estimator(spec, frame_size=(info.height, info.width))
+                with tqdm(total=info.frames, unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr,
+                          desc=src.name) as bar:
+                    report = upscale_video(src, dst, config=config, estimator=estimator,
+                                           on_frame=lambda r: bar.update(1))
+                for w in report.warnings:
+                    click.echo(f"warning: {src.name}: {w}", err=True)
+                if not quiet:
+                    click.echo(f"{report.output}: {report.frames} frames in {report.seconds:.1f} s "
+                               f"({report.fps:.2f} fps)")
+            return
+        first = probe(jobs[0][0])
+        factory = None
+        if not config.full_frame and (spec.kind != "focus" or spec.focus_point is not None):
+            factory = functools.partial(build_estimator, spec, frame_size=(first.height, first.width))
+        scale_out = ScaleOut(workers=workers, address=ray_address, segment_s=segment_s)
+        bars: list[tqdm] = []  # made at the first report, after Ray has started
+
+        def on_progress(done: int, total: int) -> None:
+            if not bars:
+                bars.append(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr))
+            bars[0].total, bars[0].n = total, done
+            bars[0].refresh()
+
+        try:
+            reports = upscale_many(jobs, config=config, scale_out=scale_out, estimator_factory=factory,
+                                   mask_key=repr(spec) if factory else "focus", skip_complete=is_batch(input),
+                                   on_progress=on_progress)
+        finally:
+            for bar in bars:
+                bar.close()
+    for r in reports:
+        for w in r.warnings:
+            click.echo(f"warning: {Path(r.input).name}: {w}", err=True)
+        if quiet:
+            continue
+        if r.skipped:
+            click.echo(f"{r.output}: complete, skipped")
+        else:
+            fps = r.frames / r.seconds if r.seconds else 0.0
+            click.echo(f"{r.output}: {r.frames} frames {r.in_size[0]}x{r.in_size[1]} -> {r.out_size[0]}x"
+                       f"{r.out_size[1]} in {r.seconds:.1f} s ({fps:.2f} fps), {r.segments} segments on "
+                       f"{workers} workers ({r.cached} cached, {r.retried} retried)")
 
 
 def _fraction(text: str, option: str):

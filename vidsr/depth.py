@@ -195,7 +195,7 @@ def load_depth_anything(folder: str | os.PathLike) -> nn.Module:
     """Depth Anything (V1 or V2, any size) from a local folder; never touches the network."""
     folder = Path(folder)
     _read_config(folder)
-    torch, transformers = _import_torch_transformers()
+    _, transformers = _import_torch_transformers()
     transformers.utils.logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():

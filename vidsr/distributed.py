@@ -230,7 +230,8 @@ class SegmentWorker:
     """
 
     def __init__(self, config: UpscaleConfig, estimator_factory: Callable[[], MaskEstimator] | None,
-                 model_bytes: bytes | None, progress, threads: int) -> None:
+                 model_bytes: bytes | None, progress: str, threads: int) -> None:
+        import ray
         import torch
 
         if threads > 0:
@@ -247,7 +248,7 @@ class SegmentWorker:
             self.config = dataclasses.replace(self.config, resume=False)
         self.engine = load_engine(self.config)
         self.estimator = estimator_factory() if estimator_factory is not None else None
-        self.progress = progress
+        self.progress = ray.get_actor(progress)
         self.attempts: dict[str, int] = {}
 
     def run(self, task: SegmentTask, piece: bytes | None = None) -> SegmentResult:
@@ -315,6 +316,8 @@ def _connect(ray, so: ScaleOut, cpus: float) -> bool:
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         if so.address is None:
+            # Ray runs workers at nice 15 by default; a local run gets the priority a one-process run has
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=max(1, int(round(so.workers * cpus))), object_store_memory=so.object_store_mb << 20,
                      **kwargs)
         else:
@@ -422,11 +425,13 @@ def _run(ray, pending: list[tuple[_Job, int]], jobs: list[_Job], *, config: Upsc
         model_bytes = None
         if ship and config.model and Path(config.model).is_file():
             model_bytes = Path(config.model).read_bytes()
-        progress = ray.remote(num_cpus=0)(Progress).remote()
+        progress_name = f"vidsr-progress-{os.getpid()}-{time.monotonic_ns()}"
+        progress = ray.remote(num_cpus=0)(Progress).options(name=progress_name).remote()
         actor_cls = ray.remote(SegmentWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=so.retries,
                                                       max_task_retries=so.retries)
         n = min(so.workers, len(pending))
-        actors = [actor_cls.remote(config, estimator_factory, model_bytes, progress, int(cpus)) for _ in range(n)]
+        actors = [actor_cls.remote(config, estimator_factory, model_bytes, progress_name, int(cpus))
+                  for _ in range(n)]
         _dispatch(ray, deque(pending), actors, progress, jobs, config=config, so=so, ship=ship, total=total,
                   cached_frames=cached_frames, on_progress=on_progress)
     finally:

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -142,6 +142,7 @@ class DecodeStats:
     repaired_pts: int = 0
     read_error: str | None = None
     truncated: str | None = None
+    ignored: list[str] = field(default_factory=list)  # streams that are not copied (data, extra video)
 
     @property
     def damage(self) -> list[str]:
@@ -157,7 +158,7 @@ class DecodeStats:
         """Everything worth a warning: :attr:`damage` and repaired timestamps."""
         extra = [f"{self.repaired_pts} frame(s) had missing or out-of-order timestamps; "
                  "they were given the next free ones"] if self.repaired_pts else []
-        return self.damage + extra
+        return self.damage + extra + [f"{s} not copied: only audio and subtitle streams are" for s in self.ignored]
 
 
 def _clean_tags(tags) -> tuple[tuple[str, str], ...]:
@@ -248,6 +249,9 @@ class Reader:
         self.video = v
         self.side_streams: list[av.stream.Stream] = [s for s in c.streams if s.type in COPY_TYPES] \
             if copy_streams else []
+        if copy_streams:
+            self.stats.ignored = [describe_stream(s) for s in c.streams
+                                  if s.index != v.index and s.type not in COPY_TYPES]
         self.time_base: Fraction = v.time_base or Fraction(1, 90000)
         rate = v.average_rate or v.guessed_rate or Fraction(30)
         self._step = max(1, round(1 / (rate * self.time_base)))
@@ -371,15 +375,19 @@ class Reader:
     def _check_length(self) -> None:
         """Note a video that ends well before the length its header declares (a cut-off file).
 
-        Uses the video stream's own duration, or the container's when the video is the only
-        stream (a container's length also covers audio, which may run longer).
+        Uses the video track's own length (mp4/mov index, Matroska's DURATION tag), else the
+        container's when the video is its only stream (FFmpeg copies the container's length,
+        which also covers the audio, into streams that have none).
         """
         v, c = self.video, self.container
         if self._last is None or self.info.source == "sequence":
             return
-        if v.duration:
-            end = (v.start_time or 0) + v.duration
-            declared = float(end * self.time_base)
+        tag = next((val for key, val in v.metadata.items() if key.upper() == "DURATION"), None)
+        if v.duration and c.format.name.startswith(("mov", "mp4")):  # per-track length in the index
+            declared = float(((v.start_time or 0) + v.duration) * self.time_base)
+        elif tag and re.fullmatch(r"\d+:\d\d:\d\d(\.\d+)?", tag):  # Matroska's per-track tag
+            h, m, sec = tag.split(":")
+            declared = int(h) * 3600 + int(m) * 60 + float(sec)  # the track's end time
         elif c.duration and len(c.streams) == 1:
             declared = ((c.start_time or 0) + c.duration) / av.time_base
         else:
@@ -426,7 +434,7 @@ class EncodeOptions:
     container: str | None = None
 
 
-def _is_rgb(pix_fmt: str) -> bool:
+def _rgb_like(pix_fmt: str) -> bool:
     """RGB, palette or grey input (no YUV matrix of its own)."""
     try:
         f = av.VideoFormat(pix_fmt)
@@ -440,8 +448,9 @@ def choose_pix_fmt(options: EncodeOptions, info: VideoInfo) -> tuple[str, str | 
     if options.pix_fmt:
         return options.pix_fmt, None
     name = info.pix_fmt
-    chroma = "420" if _is_rgb(name) or "444" not in name and "422" not in name else \
-        "444" if "444" in name else "422"
+    chroma = "420"
+    if not _rgb_like(name):
+        chroma = "444" if "444" in name else "422" if "422" in name else "420"
     deep = info.bit_depth > 8
     want = f"yuv{chroma}p" + ("10le" if deep else "")
     try:
@@ -518,6 +527,15 @@ def atomic_output(final: Path) -> Iterator[Path]:
         raise OutputError(f"cannot move finished output to {final}: {e.strerror}") from None
 
 
+def _known_layout(layout: av.AudioLayout) -> str:
+    """The layout's name, or the usual layout for its channel count when the file did not say
+    which channel is which (AVI's "2 channels"): mp4 and most encoders refuse an unknown order."""
+    if not layout.name.endswith("channels"):
+        return layout.name
+    return {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}.get(
+        layout.nb_channels, layout.name)
+
+
 def describe_stream(s: av.stream.Stream) -> str:
     """``audio stream #2 (pcm_s16le, eng, "Commentary")``: how warnings name a stream."""
     bits = [s.codec_context.name if s.codec_context else "unknown"]
@@ -584,11 +602,13 @@ class VideoWriter:
         self.name = name or str(path)
         self.closed = False
         self.warnings: list[str] = []
-        flags = {"fflags": "+bitexact"} if bitexact else None
+        flags = {"fflags": "+bitexact"} if bitexact else {}
         try:
             if str(path) == STDIO:
-                self.container = av.open(sys.stdout.buffer, mode="w", format=options.container or "matroska",
-                                         container_options=flags)
+                fmt = options.container or "matroska"
+                if fmt in ("mp4", "mov", "ipod", "ismv"):  # a pipe cannot seek back to write the index
+                    flags["movflags"] = "frag_keyframe+empty_moov+delay_moov+default_base_moof"
+                self.container = av.open(sys.stdout.buffer, mode="w", format=fmt, container_options=flags)
             else:
                 self.container = av.open(str(path), mode="w", format=options.container, container_options=flags)
         except (ValueError, av.error.FFmpegError, OSError) as e:
@@ -628,7 +648,7 @@ class VideoWriter:
         if options.codec == "libx265":
             opts["x265-params"] = "log-level=error"
         v.options = opts
-        self.colour = info.colour.for_yuv(rgb_source=_is_rgb(info.pix_fmt))
+        self.colour = info.colour.for_yuv(rgb_source=_rgb_like(info.pix_fmt))
         cc = v.codec_context
         cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.trc
         cc.colorspace, cc.color_range = self.colour.matrix, self.colour.range
@@ -645,6 +665,9 @@ class VideoWriter:
     def _setup_copied_video(self, info: VideoInfo, template: av.stream.Stream) -> None:
         self.width, self.height = template.codec_context.width, template.codec_context.height
         self.video = self.container.add_stream_from_template(template)
+        self.video.time_base = info.time_base
+        if info.rotation:
+            self.video.set_display_rotation(info.rotation)
         self.video.metadata.update(dict(info.video_metadata))
         self.container.metadata.update(dict(info.metadata))
         self.side: dict[int, tuple[str, av.stream.Stream]] = {}
@@ -674,17 +697,16 @@ class VideoWriter:
         where = f"{self.path.suffix or fmt}" if str(self.path) != STDIO else fmt
         if can_copy(fmt, s):
             out = self.container.add_stream_from_template(s)
-            layout = s.codec_context.layout if s.type == "audio" else None
-            if layout is not None and layout.name.endswith("channels") and layout.nb_channels <= 2:
-                out.codec_context.layout = "stereo" if layout.nb_channels == 2 else "mono"  # order unknown
+            if s.type == "audio" and s.codec_context.layout:
+                out.codec_context.layout = _known_layout(s.codec_context.layout)
             self.side[s.index] = ("copy", out)
         elif s.type == "audio" and (codec := self._audio_codec()) is not None:
             ctx = s.codec_context
             rates = av.Codec(codec, "w").audio_rates
             rate = ctx.sample_rate if ctx.sample_rate and (not rates or ctx.sample_rate in rates) else 48000
             out = self.container.add_stream(codec, rate=rate)
-            if ctx.layout and ctx.layout.nb_channels <= 2:
-                out.layout = ctx.layout.name
+            if ctx.layout:
+                out.layout = _known_layout(ctx.layout)
             self.side[s.index] = ("encode", out)
             self.warnings.append(f"{what} re-encoded to {out.codec_context.name}: {where} cannot hold {name}")
         elif s.type == "subtitle" and name in TEXT_SUBTITLES and (codec := self._text_subtitle_codec()):

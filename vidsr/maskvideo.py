@@ -14,7 +14,7 @@ import numpy as np
 from vidsr.errors import InputError
 from vidsr.io import (EncodeOptions, Frame, VideoWriter, atomic_output, check_output_path, probe,
                       read_items)
-from vidsr.mask import MaskEstimator, MaskTracker
+from vidsr.mask import MaskTracker
 
 
 @dataclass

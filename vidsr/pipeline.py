@@ -420,7 +420,10 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
             writers.append(video_writer(tmp, copy_streams=config.copy_streams))
             report.warnings.extend(writers[0].warnings)
         else:
-            writers.append(job.writer(lambda path: video_writer(path, copy_streams=False)))
+            segment_options = dataclasses.replace(config.encode, container=None)  # the .nut name decides
+            writers.append(job.writer(lambda path: VideoWriter(
+                path=path, info=info, width=size[0], height=size[1], options=segment_options, copy_streams=False,
+                name=str(output_path))))
         if mask_tmp is not None:
             writers.append(VideoWriter(path=mask_tmp, info=info, width=size[0], height=size[1],
                                        options=config.encode, copy_streams=False))
@@ -456,7 +459,7 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
                                    copy_streams=config.copy_streams, sources=sources, name=str(output_path),
                                    template=template, bitexact=True)
 
-            report.warnings.extend(job.assemble(tmp, joined, input_path, config.copy_streams))
+            report.warnings.extend(job.assemble(tmp, joined, input_path, info.time_base, config.copy_streams))
     if job is not None:
         job.remove()
     report.seconds = time.perf_counter() - t_start

@@ -174,11 +174,12 @@ class ResumeJob:
         return SegmentedWriter(self, make)
 
     def assemble(self, path: Path, make: Callable[[Path, av.stream.Stream, list[av.stream.Stream]], VideoWriter],
-                 input_path: Path, copy_streams: bool) -> list[str]:
+                 input_path: Path, time_base: Fraction, copy_streams: bool) -> list[str]:
         """Join the segments' video with the input's audio/subtitles into ``path``; returns warnings.
 
         ``make(path, template, sources)`` builds the final writer: video stream copied from
-        ``template`` (a segment's), side streams from ``sources`` (the input's).
+        ``template`` (a segment's), side streams from ``sources`` (the input's). ``time_base``:
+        the input video's, in which the journal's ``start_pts`` are.
         """
         if not self.finished or not self.segments:
             raise OutputError(f"resumable run in {self.dir} is not complete")
@@ -189,7 +190,7 @@ class ResumeJob:
             sources = [s for s in src.streams if s.type in COPY_TYPES] if src is not None else []
             writer = make(path, parts[0].streams.video[0], sources)
             stack.callback(writer.abort)
-            video = _renumbered(parts)
+            video = _renumbered(parts, [s["start_pts"] * time_base for s in self.segments])
             side = (Passthrough(packet=p, stream_index=p.stream.index)
                     for p in src.demux(*sources) if p.dts is not None or p.pts is not None) if sources else iter(())
             for item in heapq.merge(video, side, key=_seconds):
@@ -210,13 +211,20 @@ def _seconds(item) -> float:
     return float(t * p.time_base) if t is not None else 0.0
 
 
-def _renumbered(parts: list[av.container.InputContainer]) -> Iterator[av.Packet]:
-    """The segments' video packets in decode order with decode timestamps rebuilt for the joined
-    stream: each segment's encoder starts its dts ``delay`` frames early, which would overlap
-    the previous segment. dts_i = the (i - delay)-th smallest pts (as the encoder itself does)."""
-    pts_lists = []
-    for c in parts:
-        pts_lists.append([p.pts for p in c.demux(c.streams.video[0]) if p.pts is not None])
+def _renumbered(parts: list[av.container.InputContainer], starts: list[Fraction]) -> Iterator[av.Packet]:
+    """The segments' video packets in decode order with timestamps fit for the joined stream.
+
+    pts: as encoded; a muxer that shifted a segment (to keep its early dts >= 0) is undone
+    with the segment's known start time. dts: each segment's encoder starts its dts
+    ``delay`` frames early, which would overlap the previous segment, so they are rebuilt:
+    dts_i = the (i - delay)-th smallest pts, as the encoder itself numbers them.
+    """
+    pts_lists, shifts = [], []
+    for c, start in zip(parts, starts):
+        v = c.streams.video[0]
+        pts = [p.pts for p in c.demux(v) if p.pts is not None]
+        shifts.append(min(pts) - round(start / v.time_base) if pts else 0)
+        pts_lists.append([p - shifts[-1] for p in pts])
         c.seek(0)
     delay = 0  # the largest (decode position - presentation position); segments do not overlap in pts
     for pts in pts_lists:
@@ -227,10 +235,11 @@ def _renumbered(parts: list[av.container.InputContainer]) -> Iterator[av.Packet]
     step = max(1, ordered[1] - ordered[0]) if len(ordered) > 1 else 1
     heap: list[int] = []
     i = 0
-    for c in parts:
+    for c, shift in zip(parts, shifts):
         for p in c.demux(c.streams.video[0]):
             if p.pts is None:
                 continue
+            p.pts -= shift
             heapq.heappush(heap, p.pts)
             p.dts = heapq.heappop(heap) if i >= delay else ordered[0] - (delay - i) * step
             i += 1

@@ -162,12 +162,14 @@ def split_points(pts: Sequence[int], key: Sequence[bool]) -> list[int]:
 
 
 def _choose(times: Sequence[float], points: Sequence[int], total: float, segment_s: float) -> list[int]:
-    """Split points (indices into ``points``) about ``segment_s`` apart; the last segment is at
-    least half of ``segment_s`` (else it joins the one before)."""
+    """Split points (indices into ``points``) about ``segment_s`` apart; the last segment is
+    between half and one and a half ``segment_s`` long where keyframes allow."""
     point_times = [times[i] for i in points]
     chosen = [0]
     while True:
         t0 = point_times[chosen[-1]]
+        if total - t0 < 1.5 * segment_s:
+            return chosen
         target = t0 + segment_s
         k = bisect.bisect_left(point_times, target)
         options = [j for j in (k - 1, k) if chosen[-1] < j < len(points)]

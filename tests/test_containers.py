@@ -1,0 +1,354 @@
+"""Faithful containers and hard inputs (issue 8): one table of hard or bad inputs, run
+through ``vidsr upscale``; each row states the exact outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import resource
+import signal
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from media import (Track, make_audio_only, make_clip, make_image_sequence, make_zero_frames, read_video,
+                   streams_of)
+from vidsr.cli import main
+from vidsr.pipeline import UpscaleConfig, upscale_video
+
+HDR10 = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}  # bt2020, pq, bt2020nc, tv
+FULL_709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 2}  # bt709, pc range
+VFR_PTS = [0, 40, 120, 160, 193, 313, 353, 395]  # ms
+TWO_AUDIO_AND_SUBS = (
+    Track(codec="aac", language="eng", title="Main", default=True),
+    Track(codec="libopus", language="fra", title="Commentary"),
+    Track(codec="subrip", language="deu", lines=((0, 400, "Hallo"), (500, 900, "Welt"))),
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a file holds, read leniently (corrupt packets skipped)."""
+
+    pts: list[int]
+    time_base: Fraction
+    size: tuple[int, int]
+    pix_fmt: str
+    colour: tuple[int, int, int, int]  # primaries, trc, matrix, range
+    rotation: int
+    streams: list[tuple]
+    side_timing: list[tuple[str, float, float]]  # (codec, start s, end s) per audio/subtitle stream
+    metadata: dict[str, str]
+
+    @property
+    def frames(self) -> int:
+        return len(self.pts)
+
+
+def facts(path: Path) -> Facts:
+    pts, first = [], None
+    with contextlib.closing(av.open(str(path))) as c:
+        v = c.streams.video[0]
+        for packet in c.demux(v):
+            with contextlib.suppress(av.error.InvalidDataError):
+                for f in packet.decode():
+                    first = first or f
+                    pts.append(f.pts)
+        timing = []
+        for s in c.streams:
+            if s.type in ("audio", "subtitle"):
+                c.seek(0)
+                ps = [p for p in c.demux(s) if p.pts is not None]
+                start = s.start_time if s.start_time is not None else min(p.pts for p in ps)
+                end = max(p.pts + (p.duration or 0) for p in ps)
+                timing.append((s.codec_context.name, float(start * s.time_base), float(end * s.time_base)))
+        return Facts(pts=pts, time_base=v.time_base, size=(first.width, first.height), pix_fmt=first.format.name,
+                     colour=(first.color_primaries, first.color_trc, first.colorspace, first.color_range),
+                     rotation=int(first.rotation or 0) % 360, streams=streams_of(path), side_timing=timing,
+                     metadata=dict(c.metadata))
+
+
+def seconds(pts: list[int], tb: Fraction) -> list[Fraction]:
+    return [p * tb for p in pts]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hard input: how to make it, where to write, and what must come out.
+
+    ``check(src, out, output_text)`` asserts the outcome of a successful run; with ``error``
+    the run must fail with that message and leave no output (or temp) file behind.
+    """
+
+    name: str
+    make: Callable[[Path], Path]
+    out: str = "out.mkv"
+    args: tuple[str, ...] = ()
+    error: str | None = None
+    check: Callable[[Path, Path, str], None] | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _same_video_timing(src: Path, out: Path) -> tuple[Facts, Facts]:
+    i, o = facts(src), facts(out)
+    assert o.frames == i.frames
+    assert seconds(o.pts, o.time_base) == seconds(i.pts, i.time_base)
+    assert o.size == (i.size[0] * 2, i.size[1] * 2)
+    return i, o
+
+
+def check_vfr(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert o.pts == VFR_PTS and o.time_base == Fraction(1, 1000)
+    assert len(set(np.diff(o.pts))) > 3
+
+
+def check_start_offset(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert o.pts[0] * o.time_base == Fraction(1, 2)  # the first frame still shows at 0.5 s
+    assert o.side_timing == i.side_timing  # audio copied: same start and end, so still in sync
+
+
+def check_hdr10(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert (i.pix_fmt, o.pix_fmt) == ("yuv420p10le", "yuv420p10le")
+    assert o.colour == i.colour == (9, 16, 9, 1)
+    with contextlib.closing(av.open(str(out))) as c:
+        f = next(c.decode(video=0))
+        y = np.frombuffer(bytes(f.planes[0]), np.uint16).reshape(f.height, -1)[:, :f.width]
+    ramp = y[:8, :]  # the smooth background row band: 10-bit steps that 8 bits would merge
+    assert len(np.unique(ramp)) > 40  # ~55 10-bit levels; an 8-bit path leaves <= 16
+
+
+def check_full_range(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert o.colour == i.colour == (1, 1, 1, 2)
+    a, _, _ = read_video(src)
+    b, _, _ = read_video(out)
+    # the same picture, not one squeezed to tv range or stretched to pc range: equal mean levels
+    assert abs(a[0].mean() - b[0].mean()) < 1.5 and b[0].max() > 245 and b[0].min() < 10
+
+
+def check_rotated(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert o.rotation == i.rotation == 90
+    assert o.metadata["title"] == "phone clip" and o.metadata["creation_time"] == "2024-05-06T07:08:09.000000Z"
+    assert o.streams[1] == ("audio", "aac", "eng", None, True)
+
+
+def check_odd_size(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert i.size == (161, 97) and o.size == (322, 194) and o.pix_fmt == i.pix_fmt == "yuv444p"
+
+
+def check_truncated_mkv(src, out, text):
+    o = facts(out)
+    assert o.frames == facts(src).frames == 21 and o.pts == [round(k * 1000 / 24) for k in range(21)]
+
+
+def check_corrupt(src, out, text):
+    i, o = facts(src), facts(out)  # ``facts`` skips the same two packets the run did
+    assert o.frames == i.frames == 10 and o.pts == i.pts
+    assert o.pts == [round(k * 1000 / 24) for k in range(12) if k not in (4, 5)]
+
+
+def check_two_audio_subs_mkv(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert o.streams[1:] == i.streams[1:] == [
+        ("audio", "aac", "eng", "Main", True), ("audio", "opus", "fra", "Commentary", False),
+        ("subtitle", "srt", "deu", None, False)]
+    assert o.side_timing == i.side_timing
+
+
+def check_two_audio_subs_mp4(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert [s[:3] for s in o.streams] == [("video", "h264", "und"), ("audio", "aac", "eng"),
+                                          ("audio", "opus", "fra"), ("subtitle", "mov_text", "deu")]
+    (_, s0, e0), (_, s1, e1), (_, s2, e2) = i.side_timing
+    assert [t[1:] for t in o.side_timing[:2]] == [(s0, e0), (s1, e1)]  # audio copied, in sync
+    assert o.side_timing[2][1:] == (s2, e2)  # subtitles converted, same times
+
+
+def check_pcm_avi_to_mp4(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert o.streams[1][:2] == ("audio", "pcm_s16le")  # mp4 holds PCM now: copied, not re-encoded
+    assert o.side_timing == i.side_timing
+
+
+def check_pcm_avi_to_m4a(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert o.streams[1][:2] == ("audio", "aac")
+    (_, s_in, e_in), (_, s_out, e_out) = i.side_timing[0], o.side_timing[0]
+    assert s_out == s_in == 0.0 and abs(e_out - e_in) <= 1024 / 48000  # re-encoded: within one aac frame
+
+
+def check_image_sequence(src, out, text):
+    o = facts(out)
+    assert o.frames == 5 and seconds(o.pts, o.time_base) == [Fraction(k, 12) for k in range(5)]
+    assert o.size == (96, 64) and o.colour == (1, 2, 1, 1)  # RGB source: tagged bt709, tv range
+
+
+CASES = [
+    Case("vfr", lambda d: make_clip(d / "vfr.mkv", pts=VFR_PTS, time_base=Fraction(1, 1000)), check=check_vfr),
+    Case("start offset + audio", lambda d: make_clip(d / "offset.mp4", frames=6, pts=[12 + k for k in range(6)],
+                                                      time_base=Fraction(1, 24), tracks=(Track(language="eng"),)),
+         out="out.mp4", check=check_start_offset),
+    Case("10-bit hdr10", lambda d: make_clip(d / "hdr.mkv", frames=4, codec="libx265", pix_fmt="yuv420p10le",
+                                              colour=HDR10), check=check_hdr10),
+    Case("full range", lambda d: make_clip(d / "full.mp4", frames=3, colour=FULL_709), out="out.mp4",
+         check=check_full_range),
+    Case("rotated phone clip", lambda d: make_clip(d / "rot.mp4", frames=3, rotation=90,
+                                                   tracks=(Track(language="eng"),),
+                                                   metadata={"title": "phone clip",
+                                                             "creation_time": "2024-05-06T07:08:09.000000Z"}),
+         out="out.mp4", check=check_rotated),
+    Case("odd size 161x97", lambda d: make_clip(d / "odd.mkv", frames=3, width=161, height=97, pix_fmt="yuv444p"),
+         check=check_odd_size),
+    Case("audio only", lambda d: make_audio_only(d / "audio.m4a"), error="no video stream"),
+    Case("zero frames", lambda d: make_zero_frames(d / "zero.mkv"), error="no video frames"),
+    Case("truncated mp4", lambda d: _truncate(make_clip(d / "t.mp4", frames=24), d / "trunc.mp4"),
+         error="not a readable video file"),
+    Case("truncated mkv", lambda d: _truncate(make_clip(d / "t.mkv", frames=48), d / "trunc.mkv"),
+         check=check_truncated_mkv,
+         warnings=("the video ends at 0.87 s but", "declares 2.00 s: the input looks truncated")),
+    Case("truncated mkv --strict", lambda d: _truncate(make_clip(d / "t.mkv", frames=48), d / "trunc.mkv"),
+         args=("--strict",), error="the input looks truncated"),
+    Case("corrupt packets", lambda d: make_clip(d / "bad.mkv", frames=12, corrupt=frozenset({4, 5})),
+         check=check_corrupt, warnings=("2 packet(s) could not be decoded and were skipped",)),
+    Case("corrupt packets --strict", lambda d: make_clip(d / "bad.mkv", frames=12, corrupt=frozenset({4, 5})),
+         args=("--strict",), error="--strict: 2 packet(s) could not be decoded"),
+    Case("mkv 2 audio + subs -> mkv", lambda d: make_clip(d / "multi.mkv", frames=6, tracks=TWO_AUDIO_AND_SUBS),
+         check=check_two_audio_subs_mkv),
+    Case("mkv 2 audio + subs -> mp4", lambda d: make_clip(d / "multi.mkv", frames=6, tracks=TWO_AUDIO_AND_SUBS),
+         out="out.mp4", check=check_two_audio_subs_mp4,
+         warnings=("subtitle stream #3 (srt, deu) converted to mov_text: .mp4 cannot hold srt",)),
+    Case("pcm avi -> mp4", lambda d: make_clip(d / "pcm.avi", frames=4, codec="mpeg4",
+                                                tracks=(Track(codec="pcm_s16le"),)),
+         out="out.mp4", check=check_pcm_avi_to_mp4),
+    Case("pcm avi -> m4a", lambda d: make_clip(d / "pcm.avi", frames=4, codec="mpeg4",
+                                                tracks=(Track(codec="pcm_s16le"),)),
+         out="out.m4a", check=check_pcm_avi_to_m4a,
+         warnings=("audio stream #1 (pcm_s16le) re-encoded to aac: .m4a cannot hold pcm_s16le",)),
+    Case("image sequence", lambda d: make_image_sequence(d / "frames", frames=5, start=1), out="out.mp4",
+         args=("--input-fps", "12"), check=check_image_sequence),
+    Case("missing image sequence", lambda d: d / "nothing" / "%06d.png", error="image sequence folder not found"),
+    Case("unwritable output", lambda d: make_clip(d / "ok.mkv", frames=2), out="no_such_dir/out.mkv",
+         error="output folder does not exist"),
+]
+
+
+def _truncate(full: Path, path: Path) -> Path:
+    path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    return path
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if ".vidsr-" in p.name]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hard_inputs(tmp_path, tiny_ckpt, case: Case):
+    src = case.make(tmp_path)
+    out = tmp_path / case.out
+    r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(out), "--model", str(tiny_ckpt), "--tile", "16",
+                                  "-q", *case.args])
+    if case.error is not None:
+        assert r.exit_code != 0 and case.error in r.output, r.output
+        assert "Traceback" not in r.output
+        assert not out.exists() and not _leftovers(tmp_path)
+        return
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+    for w in case.warnings:
+        assert any(w in line for line in lines), r.output
+    if not case.warnings:
+        assert "warning" not in r.output, r.output
+    assert not _leftovers(tmp_path)
+    case.check(src, out, r.output)
+
+
+def test_disk_full_is_reported_and_leaves_nothing(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "in.mkv", frames=8)
+    out = tmp_path / "out.mp4"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3000, hard))  # files may not grow past 3 kB: a full disk
+    try:
+        with pytest.raises(OSError, match="writing .*out.mp4 failed: File too large \\(the disk is full"):
+            upscale_video(src, out, config=UpscaleConfig(model=str(tiny_ckpt), tile=16))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_ctrl_c_leaves_no_file(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "in.mkv", frames=8)
+
+    def interrupt(report):
+        if report.frames == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(src, tmp_path / "out.mkv", config=UpscaleConfig(model=str(tiny_ckpt), tile=16),
+                      on_frame=interrupt)
+    assert not (tmp_path / "out.mkv").exists() and not _leftovers(tmp_path)
+
+
+def test_stdin_to_stdout(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "in.mkv", frames=5, pts=VFR_PTS[:5], time_base=Fraction(1, 1000),
+                    tracks=(Track(language="eng"),))
+    r = CliRunner().invoke(main, ["upscale", "-", "-o", "-", "--model", str(tiny_ckpt), "--tile", "16"],
+                           input=src.read_bytes())
+    assert r.exit_code == 0, r.stderr
+    assert "5 frames 64x48 -> 128x96" in r.stderr  # the summary goes to stderr; stdout is the video
+    piped = tmp_path / "piped.mkv"
+    piped.write_bytes(r.stdout_bytes)
+    o = facts(piped)
+    assert o.pts == VFR_PTS[:5] and o.size == (128, 96)
+    assert [s[:3] for s in o.streams] == [("video", "h264", None), ("audio", "aac", "eng")]
+
+
+def test_resume_continues_and_matches_one_run(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "in.mp4", frames=12, keyint=3, tracks=(Track(language="eng"),))
+    cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, resume=True, segment_frames=3)
+
+    def interrupt(report):
+        if report.frames == 8:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(src, out, config=cfg, on_frame=interrupt)
+    work = tmp_path / ".out.mp4.vidsr-resume"
+    assert not out.exists() and sorted(p.name for p in work.iterdir()) == [
+        "journal.json", "seg-00000.nut", "seg-00001.nut"]  # two whole GOPs done, the third dropped
+    report = upscale_video(src, out, config=cfg)
+    assert (report.resumed_frames, report.frames) == (6, 6) and not work.exists()
+    one = tmp_path / "one.mp4"
+    upscale_video(src, one, config=cfg)
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (out, one)]
+    assert digest[0] == digest[1]  # stopped + resumed == uninterrupted, byte for byte
+    i, o = _same_video_timing(src, out)
+    assert o.side_timing == i.side_timing and o.streams == i.streams
+
+
+def test_resume_refuses_other_settings(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "in.mkv", frames=12, keyint=4)
+
+    def interrupt(report):
+        if report.frames == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(src, tmp_path / "out.mkv", config=UpscaleConfig(model=str(tiny_ckpt), tile=16, resume=True,
+                                                                       segment_frames=4), on_frame=interrupt)
+    with pytest.raises(ValueError, match="holds a resumable run of another input or other settings"):
+        upscale_video(src, tmp_path / "out.mkv", config=UpscaleConfig(model=str(tiny_ckpt), tile=32, resume=True,
+                                                                       segment_frames=4))

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from media import make_video, read_video
+from test_segments import make_gop_video
+from vidsr.cli import main
+from vidsr.io import EncodeOptions
+from vidsr.mask import FocusEstimator
+from vidsr.pipeline import UpscaleConfig, upscale_video
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="ray is not installed (pip install -e '.[ray]')")
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One small local Ray for the module (the library reuses a running Ray instead of starting one)."""
+    import ray
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the flaky estimators below
+    ray.init(num_cpus=2, object_store_memory=80 << 20, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@dataclass
+class FailOnce:
+    """The focus estimator, but the first call in the whole run (any worker) raises."""
+
+    marker: str
+    name: str = "focus"
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            raise RuntimeError("injected worker failure")
+        return FocusEstimator().estimate(image)
+
+
+@dataclass
+class AlwaysFail:
+    name: str = "focus"
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        raise RuntimeError("injected worker failure")
+
+
+def _config(tiny_ckpt: Path) -> UpscaleConfig:
+    # crf 0 is lossless: pixel differences are the pipeline's, not the encoder's
+    return UpscaleConfig(model=str(tiny_ckpt), tile=16, encode=EncodeOptions(crf=0, preset="ultrafast"))
+
+
+@needs_ray
+def test_two_workers_equal_one_process_and_cached_segments_are_not_recomputed(tmp_path, tiny_ckpt, ray_session):
+    from vidsr.distributed import ScaleOut, upscale_distributed
+
+    src = make_gop_video(tmp_path / "in.mp4", frames=72, gop=12, audio=True)
+    cfg = _config(tiny_ckpt)
+    upscale_video(src, tmp_path / "single.mp4", config=cfg)
+    seen: list[tuple[int, int]] = []
+    so = ScaleOut(workers=2, segment_s=1.0, cache_dir=tmp_path / "cache", keep_segments=True)
+    rep = upscale_distributed(src, tmp_path / "multi.mp4", config=cfg, scale_out=so,
+                              on_progress=lambda done, total: seen.append((done, total)))
+    assert (rep.segments, rep.computed, rep.cached, rep.frames) == (3, 3, 0, 72)
+    assert seen[-1] == (72, 72) and all(t == 72 for _, t in seen)
+    a, pa, fa = read_video(tmp_path / "single.mp4")
+    b, pb, fb = read_video(tmp_path / "multi.mp4")
+    assert len(b) == len(a) == 72 and pb == pa and b[0].shape == a[0].shape == (96, 128, 3)
+    assert fb["duration"] == fa["duration"] and fb["streams"] == fa["streams"] == ["video", "audio"]
+    assert fb["audio"] == fa["audio"]
+    # Tolerance: identical pixels from the 4th frame after a segment start on (the mask was warmed
+    # up on 16 frames before the start); at the start itself the mask may differ slightly.
+    for i, (x, y) in enumerate(zip(a, b)):
+        diff = np.abs(x.astype(int) - y.astype(int))
+        if i % 24 >= 4 or i < 24:
+            assert diff.max() == 0, i
+        else:
+            assert diff.mean() < 0.5 and diff.max() <= 32, (i, diff.mean(), diff.max())
+    # every segment is cached: a second run computes nothing and writes the same file
+    again = upscale_distributed(src, tmp_path / "again.mp4", config=cfg, scale_out=so)
+    assert (again.computed, again.cached) == (0, 3)
+    assert (tmp_path / "again.mp4").read_bytes() == (tmp_path / "multi.mp4").read_bytes()
+
+
+@needs_ray
+def test_a_failed_segment_is_retried_and_the_output_is_complete(tmp_path, tiny_ckpt, ray_session):
+    from vidsr.distributed import ScaleOut, upscale_distributed
+
+    src = make_gop_video(tmp_path / "in.mp4", frames=48, gop=12)
+    marker = tmp_path / "failed-once"
+    so = ScaleOut(workers=2, segment_s=1.0, cache_dir=tmp_path / "cache", retries=2, ship=True)
+    rep = upscale_distributed(src, tmp_path / "out.mp4", config=_config(tiny_ckpt), scale_out=so,
+                              estimator_factory=functools.partial(FailOnce, str(marker)), mask_key="fail-once")
+    assert marker.exists() and rep.retried == 1 and rep.frames == 48
+    _, pts, _ = read_video(tmp_path / "out.mp4")
+    _, src_pts, _ = read_video(src)
+    assert pts == src_pts
+    assert not (tmp_path / "cache").exists()  # segments are dropped once joined
+
+
+@needs_ray
+def test_a_segment_that_keeps_failing_fails_the_run_clearly(tmp_path, tiny_ckpt, ray_session):
+    from vidsr.distributed import ScaleOut, SegmentError, upscale_distributed
+
+    src = make_gop_video(tmp_path / "in.mp4", frames=12, gop=12)
+    so = ScaleOut(workers=1, segment_s=1.0, retries=1)
+    with pytest.raises(SegmentError, match=r"segment 1/1 of .*failed 2 times: RuntimeError: injected"):
+        upscale_distributed(src, tmp_path / "out.mp4", config=_config(tiny_ckpt), scale_out=so,
+                            estimator_factory=AlwaysFail, mask_key="always-fail")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_workers_without_ray_is_one_line_naming_the_extra(tmp_path, tiny_ckpt, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    src = make_video(tmp_path / "in.mp4", frames=3)
+    r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_ckpt),
+                                  "--workers", "2"])
+    assert r.exit_code != 0 and "pip install 'vidsr[ray]'" in r.output, r.output
+    assert r.output.strip().count("\n") == 0 and not (tmp_path / "out.mp4").exists()
+
+
+def test_single_process_run_never_imports_ray(tmp_path, tiny_ckpt):
+    src = make_video(tmp_path / "in.mp4", frames=3)
+    code = ("import sys; from vidsr.cli import main; "
+            f"main(['upscale', {str(src)!r}, '-o', {str(tmp_path / 'out.mp4')!r}, '--model', {str(tiny_ckpt)!r}, "
+            "'-q'], standalone_mode=False); print('ray' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_batch_folder_skips_complete_outputs(tmp_path, tiny_ckpt):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a", "b"):
+        make_video(clips / f"{name}.mp4", frames=4)
+    (clips / "notes.txt").write_text("not a video")
+    out = tmp_path / "out"
+    args = ["upscale", str(clips), "-o", str(out), "--model", str(tiny_ckpt), "-q"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
+    assert len(read_video(out / "a.mp4")[0]) == 4
+    stamp = (out / "a.mp4").stat().st_mtime_ns
+    (out / "b.mp4").write_bytes(b"half-written")  # not complete: done again
+    r = CliRunner().invoke(main, args[:-1])
+    assert r.exit_code == 0, r.output
+    assert f"{out / 'a.mp4'}: complete, skipped" in r.output
+    assert (out / "a.mp4").stat().st_mtime_ns == stamp
+    assert len(read_video(out / "b.mp4")[0]) == 4
+    r = CliRunner().invoke(main, ["upscale", str(tmp_path / "nothing-*.mp4"), "-o", str(out), "-q"])
+    assert r.exit_code != 0 and "no files match" in r.output
