@@ -10,7 +10,9 @@ Method (README "Scale out"):
    b) ``--workers 1`` and c) ``--workers 2`` (``upscale_distributed``, local Ray started
       and stopped inside the timed call, segments of ``--segment-s`` seconds, empty cache).
    Each run is timed once, end to end (Ray start, actor start, model load, split, upscale,
-   join, Ray stop), in the order a, b, c; ``--repeat`` repeats the whole sequence.
+   join, Ray stop), in the order a, b, c; ``--repeat`` repeats the whole sequence. The
+   1-minute load average after each run is recorded: on a shared machine, compare only
+   runs made under the same load.
 3. Also timed alone: ``ray.init`` + ``ray.shutdown`` (the fixed cost of a Ray run).
 
 Run from the repository root: ``python benchmarks/scale_out.py`` (needs the [ray] extra);
@@ -93,7 +95,8 @@ def main() -> None:
                     frames, segments = r.frames, r.segments
                 wall = time.perf_counter() - t
                 results["runs"].append({"run": label, "workers": workers, "wall_s": round(wall, 2),
-                                        "frames": frames, "segments": segments, "fps": round(frames / wall, 2)})
+                                        "frames": frames, "segments": segments, "fps": round(frames / wall, 2),
+                                        "load_avg_1min_after": round(os.getloadavg()[0], 2)})
                 print(f"{label:12s} {wall:7.1f} s  {frames / wall:6.2f} fps  ({segments} segments)", flush=True)
         results["input"] = {"size": f"{info.width}x{info.height}", "frames": info.frames,
                             "seconds": args.seconds, "gop_s": 2.0, "segment_s": args.segment_s}

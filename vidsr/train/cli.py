@@ -10,12 +10,14 @@ import os
 from pathlib import Path
 
 import click
+from torch import nn
 from tqdm import tqdm
 
+from vidsr.arch import ModelDescriptor
 from vidsr.errors import VidsrError
 from vidsr.train.data import PatchConfig, list_images
 from vidsr.train.degrade import DegradeConfig
-from vidsr.train.evaluate import EvalImage, evaluate, folder_photos, format_table, skimage_photos, summarize
+from vidsr.train.evaluate import EvalImage, EvalRecord, evaluate, folder_photos, format_table, skimage_photos, summarize
 from vidsr.train.loop import CompactSpec, ESPCNSpec, TrainConfig, train, write_final
 
 
@@ -26,7 +28,7 @@ def _eval_images(*, use_skimage: bool, folders: tuple[Path, ...], long_side: int
     return images
 
 
-def _load_model(name_or_path: str):
+def _load_model(name_or_path: str) -> tuple[nn.Module, ModelDescriptor]:
     """A checkpoint path, or a model name from models/manifest.json (its scale comes from there)."""
     from vidsr.models import load_checkpoint, read_manifest, resolve_model
 
@@ -37,7 +39,7 @@ def _load_model(name_or_path: str):
     return resolve_model(name_or_path, scale=scale)  # raises a clear ModelError for unknown names
 
 
-def _print_eval(records, json_path: Path | None) -> dict:
+def _print_eval(records: list[EvalRecord], json_path: Path | None) -> dict:
     click.echo(format_table(records))
     summary = summarize(records)
     for kind, m in summary["mean"].items():
@@ -87,7 +89,8 @@ class _Progress:
 @click.option("--feat2", type=int, default=16, show_default=True, help="espcn: middle channels.")
 @click.option("--steps", type=int, default=10_000, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--patch", "lr_patch", type=int, default=64, show_default=True, help="LR patch side (HR = patch * scale).")
+@click.option("--patch", "lr_patch", type=int, default=64, show_default=True,
+              help="LR patch side (HR = patch * scale).")
 @click.option("--patches-per-image", type=int, default=96, show_default=True)
 @click.option("--long-side", type=(int, int), default=(1280, 2560), show_default=True,
               help="Photos are shrunk so the longer side is random in this range before cutting patches.")
@@ -96,8 +99,10 @@ class _Progress:
 @click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine", show_default=True)
 @click.option("--warmup", "warmup_steps", type=int, default=200, show_default=True, help="Linear LR warmup steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--p-area", type=float, default=0.5, show_default=True, help="Chance of area (vs antialiased bicubic) downscale.")
-@click.option("--p-blur", type=float, default=0.1, show_default=True, help="Chance of a mild Gaussian blur before downscale.")
+@click.option("--p-area", type=float, default=0.5, show_default=True,
+              help="Chance of area (vs antialiased bicubic) downscale.")
+@click.option("--p-blur", type=float, default=0.1, show_default=True,
+              help="Chance of a mild Gaussian blur before downscale.")
 @click.option("--p-jpeg", type=float, default=0.15, show_default=True, help="Chance of a JPEG round trip (q 60-95).")
 @click.option("--p-h264", type=float, default=0.1, show_default=True, help="Chance a batch gets an H.264 round trip.")
 @click.option("--threads", type=int, default=2, show_default=True)
@@ -112,19 +117,21 @@ class _Progress:
               help="Held-out folder photos are area-shrunk to this longer side to serve as ground truth.")
 def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: int, num_conv: int, feat1: int,
                   feat2: int, steps: int, batch_size: int, lr_patch: int, patches_per_image: int,
-                  long_side: tuple[int, int], lr: float, lr_min: float, schedule: str, warmup_steps: int, seed: int, p_area: float,
-                  p_blur: float, p_jpeg: float, p_h264: float, threads: int, log_every: int, ckpt_every: int,
+                  long_side: tuple[int, int], lr: float, lr_min: float, schedule: str, warmup_steps: int,
+                  seed: int, p_area: float, p_blur: float, p_jpeg: float, p_h264: float, threads: int,
+                  log_every: int, ckpt_every: int,
                   resume: bool, eval_skimage: bool, eval_folders: tuple[Path, ...], eval_long_side: int) -> None:
     """Train a small SR network on patches of photographs, then evaluate it against bicubic."""
     s = int(scale)
     try:
-        model = CompactSpec(num_feat=num_feat, num_conv=num_conv) if arch == "compact" else ESPCNSpec(feat1=feat1, feat2=feat2)
+        model = (CompactSpec(num_feat=num_feat, num_conv=num_conv) if arch == "compact"
+                 else ESPCNSpec(feat1=feat1, feat2=feat2))
         cfg = TrainConfig(
             data=data, run_dir=run_dir, scale=s, model=model, steps=steps, batch_size=batch_size,
             patches=PatchConfig(patch_size=lr_patch * s, patches_per_image=patches_per_image, long_side=long_side),
             degrade=DegradeConfig(p_area=p_area, p_blur=p_blur, p_jpeg=p_jpeg, p_h264=p_h264),
-            lr=lr, lr_min=lr_min, schedule=schedule, warmup_steps=warmup_steps, seed=seed, log_every=log_every, ckpt_every=ckpt_every,
-            threads=threads,
+            lr=lr, lr_min=lr_min, schedule=schedule, warmup_steps=warmup_steps, seed=seed,
+            log_every=log_every, ckpt_every=ckpt_every, threads=threads,
         )
         bars = _Progress(images=len(list_images(data)), steps=steps)
         try:
