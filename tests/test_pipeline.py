@@ -97,3 +97,14 @@ def test_save_mask_writes_aligned_grey_video(tmp_path, tiny_ckpt):
     grey = frames[2].astype(int)
     assert np.abs(grey[..., 0] - grey[..., 1]).max() <= 3  # grey
     assert grey[48, 64].mean() > 200 and grey[2, 2].mean() < 40  # subject centre on, corner off
+
+
+def test_deep_frames_keep_their_precision_through_sr(tmp_path, tiny_ckpt):
+    proc = _processor(tmp_path, tiny_ckpt, 1.0)  # full mask: every pixel through SR
+    ramp = np.linspace(20000, 21000, 72 * 40, dtype=np.float64).reshape(40, 72)  # < 4 8-bit steps
+    img = np.repeat(ramp[..., None], 3, axis=2).astype(np.uint16)
+    res = proc.process(img, {k: 0.0 for k in ("mask", "sr", "background", "composite")})
+    assert res.image.dtype == np.uint16 and res.image.shape == (80, 144, 3)
+    assert len(np.unique(res.image[..., 1])) > 64  # an 8-bit path would leave a handful of levels
+    whole = sr_whole(proc.engine, img)
+    assert np.abs(res.image.astype(int) - whole.astype(int)).max() <= 1

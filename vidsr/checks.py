@@ -5,14 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def check_image(img: np.ndarray, *, name: str = "image") -> None:
-    """Check a single RGB frame: (H, W, 3) uint8."""
+def check_image(img: np.ndarray, *, name: str = "image", deep_ok: bool = False) -> None:
+    """Check a single RGB frame: (H, W, 3) uint8 (or uint16 with ``deep_ok``)."""
     if not isinstance(img, np.ndarray):
         raise TypeError(f"{name}: expected numpy array, got {type(img).__name__}")
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"{name}: expected shape (H, W, 3), got {img.shape}")
-    if img.dtype != np.uint8:
-        raise ValueError(f"{name}: expected uint8, got {img.dtype}")
+    allowed = (np.uint8, np.uint16) if deep_ok else (np.uint8,)
+    if img.dtype not in allowed:
+        raise ValueError(f"{name}: expected {' or '.join(np.dtype(a).name for a in allowed)}, got {img.dtype}")
+
+
+def max_value(dtype: np.dtype) -> float:
+    """Full-scale value of an integer image dtype (255 for uint8, 65535 for uint16)."""
+    return float(np.iinfo(dtype).max)
 
 
 def check_batch(x: np.ndarray, *, channels: int = 3, name: str = "batch") -> None:

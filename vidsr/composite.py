@@ -7,6 +7,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from vidsr.checks import max_value
 from vidsr.tiling import Tile
 
 BgMethod = Literal["bicubic", "lanczos", "bilinear"]
@@ -28,12 +29,13 @@ def blend_tiles(background: np.ndarray, sr_tiles: list[tuple[Tile, np.ndarray]],
     """Alpha-blend SR tile cores over the background, only inside those tiles.
 
     Args:
-        background: (H*s, W*s, 3) uint8 cheap upscale; not modified.
-        sr_tiles: (tile, (th*s, tw*s, 3) uint8 SR of the tile's core).
+        background: (H*s, W*s, 3) uint8 or uint16 cheap upscale; not modified.
+        sr_tiles: (tile, (th*s, tw*s, 3) SR of the tile's core, same dtype as ``background``).
         alpha: (H*s, W*s) float32 in [0, 1]; must be 0 outside the given tiles.
     Returns:
-        (H*s, W*s, 3) uint8 composite.
+        (H*s, W*s, 3) composite, ``background``'s dtype.
     """
+    top = max_value(background.dtype)
     out = background.copy()
     for t, sr in sr_tiles:
         ys, xs = slice(t.y0 * scale, t.y1 * scale), slice(t.x0 * scale, t.x1 * scale)
@@ -45,5 +47,5 @@ def blend_tiles(background: np.ndarray, sr_tiles: list[tuple[Tile, np.ndarray]],
             continue
         bg = background[ys, xs].astype(np.float32)
         blended = bg + a[..., None] * (sr.astype(np.float32) - bg)
-        out[ys, xs] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        out[ys, xs] = np.clip(blended + 0.5, 0, top).astype(background.dtype)
     return out

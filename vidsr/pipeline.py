@@ -150,10 +150,9 @@ class FrameProcessor:
     def process(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None = None) -> FrameResult:
         """SR one (H, W, 3) uint8 LR frame; adds seconds per stage to ``timings``.
 
-        A uint16 frame (10-bit or deeper input) gives a uint16 result: see :meth:`_process_deep`.
+        A uint16 frame (10-bit or deeper input) stays uint16 through SR, background and blend;
+        only the mask estimator sees its 8-bit view.
         ``mask``: this frame's mask when already computed (``tracker.update_many``)."""
-        if image.dtype == np.uint16:
-            return self._process_deep(image, timings, mask)
         s = self.engine.descriptor.scale
         if self.full_frame:
             t0 = time.perf_counter()
@@ -165,7 +164,7 @@ class FrameProcessor:
             timings["composite"] += time.perf_counter() - t1
             return FrameResult(image=out, mask=None, tiles=indices)
         t0 = time.perf_counter()
-        mask = mask if mask is not None else self.tracker.update(image)
+        mask = mask if mask is not None else self.tracker.update(to_uint8(image))
         indices = select_tiles(self.plan, mask.alpha)
         t1 = time.perf_counter()
         tiles = sr_tiles(self.engine, image, self.plan, indices, batch=self.batch) if indices else []
@@ -185,59 +184,9 @@ class FrameProcessor:
         timings["composite"] += t4 - t3
         return FrameResult(image=out, mask=mask, tiles=indices)
 
-    def _process_deep(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None) -> FrameResult:
-        """(H, W, 3) uint16 -> (H*s, W*s, 3) uint16. The mask and the SR network see the frame's
-        8-bit view (the networks and estimators take uint8); the background upscale and the
-        blend run at 16 bits, so the smooth bokeh, where banding would show, keeps its depth.
-        SR tiles carry 8-bit precision."""
-        s = self.engine.descriptor.scale
-        h, w = image.shape[:2]
-        t0 = time.perf_counter()
-        narrow = to_uint8(image)
-        if self.full_frame:
-            indices = list(range(len(self.plan)))
-        else:
-            mask = mask if mask is not None else self.tracker.update(narrow)
-            indices = select_tiles(self.plan, mask.alpha)
-        t1 = time.perf_counter()
-        tiles = sr_tiles(self.engine, narrow, self.plan, indices, batch=self.batch) if indices else []
-        t2 = time.perf_counter()
-        if self.full_frame:
-            out = stitch(tiles, height=h, width=w, scale=s).astype(np.uint16) * 257
-            timings["sr"] += t2 - t0
-            timings["composite"] += time.perf_counter() - t2
-            return FrameResult(image=out, mask=None, tiles=indices)
-        background = upscale_background(image, scale=s, method=self.bg)
-        t3 = time.perf_counter()
-        out = background
-        if tiles:
-            alpha = cv2.resize(mask.alpha, (w * s, h * s), interpolation=cv2.INTER_LINEAR)
-            out = _blend_tiles_deep(background, tiles, alpha, scale=s)
-        t4 = time.perf_counter()
-        timings["mask"] += t1 - t0
-        timings["sr"] += t2 - t1
-        timings["background"] += t3 - t2
-        timings["composite"] += t4 - t3
-        return FrameResult(image=out, mask=mask, tiles=indices)
-
-
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """The 8-bit view of a frame: uint8 as is, uint16 rounded to 0..255."""
     return image if image.dtype == np.uint8 else cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
-
-
-def _blend_tiles_deep(background: np.ndarray, tiles: list, alpha: np.ndarray, *, scale: int) -> np.ndarray:
-    """``composite.blend_tiles`` for a uint16 background and uint8 SR tiles (widened x257)."""
-    out = background.copy()
-    for t, sr in tiles:
-        ys, xs = slice(t.y0 * scale, t.y1 * scale), slice(t.x0 * scale, t.x1 * scale)
-        a = alpha[ys, xs]
-        if not a.any():
-            continue
-        bg = background[ys, xs].astype(np.float32)
-        blended = bg + a[..., None] * (sr.astype(np.float32) * 257.0 - bg)
-        out[ys, xs] = np.clip(blended + 0.5, 0, 65535).astype(np.uint16)
-    return out
 
 
 _END = object()

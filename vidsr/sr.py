@@ -5,21 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 from vidsr.backends import Engine
-from vidsr.checks import check_image
+from vidsr.checks import check_image, max_value
 from vidsr.tiling import Tile, TilePlan
 
 
 def to_tensor(images: list[np.ndarray]) -> np.ndarray:
-    """list of (h, w, 3) uint8 -> (B, 3, h, w) float32 in [0, 1]."""
+    """list of (h, w, 3) uint8 or uint16 -> (B, 3, h, w) float32 in [0, 1]."""
     x = np.stack(images).astype(np.float32)
-    x *= 1.0 / 255.0
+    x *= 1.0 / max_value(images[0].dtype)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def to_images(batch: np.ndarray) -> np.ndarray:
-    """(B, 3, H, W) float -> (B, H, W, 3) uint8, rounded and clipped."""
-    y = np.clip(batch.transpose(0, 2, 3, 1) * 255.0 + 0.5, 0, 255)
-    return y.astype(np.uint8)
+def to_images(batch: np.ndarray, dtype: np.dtype = np.uint8) -> np.ndarray:
+    """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) ``dtype`` (uint8 or uint16), rounded and clipped."""
+    top = max_value(dtype)
+    y = np.clip(batch.transpose(0, 2, 3, 1) * top + 0.5, 0, top)
+    return y.astype(dtype)
 
 
 def sr_tiles(engine: Engine, image: np.ndarray, plan: TilePlan, indices: list[int],
@@ -27,19 +28,19 @@ def sr_tiles(engine: Engine, image: np.ndarray, plan: TilePlan, indices: list[in
     """SR of the cores of ``plan.tiles[indices]``.
 
     Args:
-        image: (H, W, 3) uint8 LR frame.
+        image: (H, W, 3) uint8 or uint16 LR frame (deep frames keep their precision).
         batch: windows per engine call.
     Returns:
-        (tile, (core_h*s, core_w*s, 3) uint8) for each index, in order.
+        (tile, (core_h*s, core_w*s, 3) image.dtype) for each index, in order.
     """
-    check_image(image)
+    check_image(image, deep_ok=True)
     s = engine.descriptor.scale
     wh, ww = plan.window
     out: list[tuple[Tile, np.ndarray]] = []
     for start in range(0, len(indices), batch):
         group = [plan.tiles[i] for i in indices[start:start + batch]]
         windows = [image[t.wy:t.wy + wh, t.wx:t.wx + ww] for t in group]
-        ys = to_images(engine.run(to_tensor(windows)))
+        ys = to_images(engine.run(to_tensor(windows)), image.dtype)
         for t, y in zip(group, ys):
             oy, ox = (t.y0 - t.wy) * s, (t.x0 - t.wx) * s
             out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
@@ -47,14 +48,15 @@ def sr_tiles(engine: Engine, image: np.ndarray, plan: TilePlan, indices: list[in
 
 
 def sr_whole(engine: Engine, image: np.ndarray) -> np.ndarray:
-    """Whole-frame SR in one engine call: (H, W, 3) uint8 -> (H*s, W*s, 3) uint8 (the reference)."""
-    check_image(image)
-    return to_images(engine.run(to_tensor([image])))[0]
+    """Whole-frame SR in one engine call: (H, W, 3) -> (H*s, W*s, 3), same dtype (the reference)."""
+    check_image(image, deep_ok=True)
+    return to_images(engine.run(to_tensor([image])), image.dtype)[0]
 
 
 def stitch(tiles: list[tuple[Tile, np.ndarray]], *, height: int, width: int, scale: int) -> np.ndarray:
-    """Place SR tile cores into a (height*s, width*s, 3) uint8 canvas."""
-    out = np.zeros((height * scale, width * scale, 3), np.uint8)
+    """Place SR tile cores into a (height*s, width*s, 3) canvas of the tiles' dtype."""
+    dtype = tiles[0][1].dtype if tiles else np.uint8
+    out = np.zeros((height * scale, width * scale, 3), dtype)
     for t, y in tiles:
         out[t.y0 * scale:t.y1 * scale, t.x0 * scale:t.x1 * scale] = y
     return out
