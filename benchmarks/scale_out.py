@@ -10,7 +10,8 @@ Method (README "Scale out"):
    b) ``--workers 1`` and c) ``--workers 2`` (``upscale_distributed``, local Ray started
       and stopped inside the timed call, segments of ``--segment-s`` seconds, empty cache).
    Each run is timed once, end to end (Ray start, actor start, model load, split, upscale,
-   join, Ray stop), in the order a, b, c; ``--repeat`` repeats the whole sequence. The
+   join, Ray stop), in the order a, b, c; ``--repeat`` repeats the sequence, reversed on
+   every second repeat (so a change of load over time favours no run). The
    1-minute load average after each run is recorded: on a shared machine, compare only
    runs made under the same load.
 3. Also timed alone: ``ray.init`` + ``ray.shutdown`` (the fixed cost of a Ray run).
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--size", default="320x180")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--segment-s", type=float, default=4.0)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/scale-out-cpu.json"))
     args = ap.parse_args()
     w, h = (int(x) for x in args.size.split("x"))
@@ -83,7 +84,8 @@ def main() -> None:
         ray.shutdown()
         results["ray_init_shutdown_s"] = round(time.perf_counter() - t, 2)
         for rep in range(args.repeat):
-            for label, workers in (("one process", None), ("1 worker", 1), ("2 workers", 2)):
+            order = [("one process", None), ("1 worker", 1), ("2 workers", 2)]
+            for label, workers in order if rep % 2 == 0 else order[::-1]:  # odd repeats: reversed
                 out = tmp / f"out-{rep}-{workers}.mp4"
                 t = time.perf_counter()
                 if workers is None:
@@ -94,7 +96,7 @@ def main() -> None:
                     r = upscale_distributed(src, out, config=cfg, scale_out=so)
                     frames, segments = r.frames, r.segments
                 wall = time.perf_counter() - t
-                results["runs"].append({"run": label, "workers": workers, "wall_s": round(wall, 2),
+                results["runs"].append({"repeat": rep, "run": label, "workers": workers, "wall_s": round(wall, 2),
                                         "frames": frames, "segments": segments, "fps": round(frames / wall, 2),
                                         "load_avg_1min_after": round(os.getloadavg()[0], 2)})
                 print(f"{label:12s} {wall:7.1f} s  {frames / wall:6.2f} fps  ({segments} segments)", flush=True)

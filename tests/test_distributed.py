@@ -1,20 +1,24 @@
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from media import make_video, read_video
+from media import Track, make_clip, make_video, read_video, streams_of
 from test_segments import make_gop_video
+
 from vidsr.cli import main
+from vidsr.distributed import ScaleOut, upscale_distributed
 from vidsr.io import EncodeOptions
 from vidsr.mask import FocusEstimator
 from vidsr.pipeline import UpscaleConfig, upscale_video
@@ -65,8 +69,6 @@ def _config(tiny_ckpt: Path) -> UpscaleConfig:
 
 @needs_ray
 def test_two_workers_equal_one_process_and_cached_segments_are_not_recomputed(tmp_path, tiny_ckpt, ray_session):
-    from vidsr.distributed import ScaleOut, upscale_distributed
-
     src = make_gop_video(tmp_path / "in.mp4", frames=72, gop=12, audio=True)
     cfg = _config(tiny_ckpt)
     upscale_video(src, tmp_path / "single.mp4", config=cfg)
@@ -97,8 +99,6 @@ def test_two_workers_equal_one_process_and_cached_segments_are_not_recomputed(tm
 
 @needs_ray
 def test_a_failed_segment_is_retried_and_the_output_is_complete(tmp_path, tiny_ckpt, ray_session):
-    from vidsr.distributed import ScaleOut, upscale_distributed
-
     src = make_gop_video(tmp_path / "in.mp4", frames=48, gop=12)
     marker = tmp_path / "failed-once"
     so = ScaleOut(workers=2, segment_s=1.0, cache_dir=tmp_path / "cache", retries=2, ship=True)
@@ -113,7 +113,7 @@ def test_a_failed_segment_is_retried_and_the_output_is_complete(tmp_path, tiny_c
 
 @needs_ray
 def test_a_segment_that_keeps_failing_fails_the_run_clearly(tmp_path, tiny_ckpt, ray_session):
-    from vidsr.distributed import ScaleOut, SegmentError, upscale_distributed
+    from vidsr.distributed import SegmentError
 
     src = make_gop_video(tmp_path / "in.mp4", frames=12, gop=12)
     so = ScaleOut(workers=1, segment_s=1.0, retries=1)
@@ -121,6 +121,42 @@ def test_a_segment_that_keeps_failing_fails_the_run_clearly(tmp_path, tiny_ckpt,
         upscale_distributed(src, tmp_path / "out.mp4", config=_config(tiny_ckpt), scale_out=so,
                             estimator_factory=AlwaysFail, mask_key="always-fail")
     assert not (tmp_path / "out.mp4").exists()
+
+
+def _facts(path: Path) -> dict:
+    with contextlib.closing(av.open(str(path))) as c:
+        v = c.streams.video[0]
+        frames = list(c.decode(v))
+        f = frames[0]
+        return {"pts": [x.pts for x in frames], "time_base": v.time_base, "size": (f.width, f.height),
+                "pix_fmt": f.format.name, "colour": (f.color_primaries, f.color_trc, f.colorspace, f.color_range),
+                "rotation": int(f.rotation or 0), "streams": streams_of(path),
+                "side": [(s.type, s.duration, s.start_time) for s in c.streams if s.type != "video"],
+                "metadata": {k: v for k, v in c.metadata.items() if k.lower() != "encoder"}}
+
+
+HDR10 = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}
+
+
+@pytest.mark.parametrize("name,make", [
+    ("10-bit HDR rotated mkv, 2 audio + subtitles, title", lambda d: make_clip(
+        d / "in.mkv", frames=24, pix_fmt="yuv420p10le", colour=HDR10, rotation=90, keyint=8,
+        metadata={"title": "Concert"}, tracks=(Track(codec="aac", language="eng", title="Main", default=True),
+                                               Track(codec="libopus", language="fra", title="Commentary"),
+                                               Track(codec="subrip", language="deu", lines=((0, 400, "Hallo"),))))),
+    ("variable frame rate with a start offset, mp4", lambda d: make_clip(
+        d / "in.mp4", frames=24, pts=[100 + 40 * i + (i % 3) * 7 for i in range(24)], time_base=Fraction(1, 1000),
+        keyint=8, tracks=(Track(language="eng"),))),
+])
+def test_segmented_run_keeps_what_a_one_process_run_keeps(tmp_path, tiny_ckpt, name, make):
+    # workers=0: the same segment path as the Ray workers, in this process (no Ray start-up)
+    src = make(tmp_path)
+    cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, encode=EncodeOptions(preset="ultrafast"))
+    upscale_video(src, tmp_path / f"single{src.suffix}", config=cfg)
+    rep = upscale_distributed(src, tmp_path / f"seg{src.suffix}", config=cfg,
+                              scale_out=ScaleOut(workers=0, segment_s=1 / 3))
+    assert rep.segments == 3 and rep.frames == 24 and not rep.warnings
+    assert _facts(tmp_path / f"seg{src.suffix}") == _facts(tmp_path / f"single{src.suffix}")
 
 
 def test_workers_without_ray_is_one_line_naming_the_extra(tmp_path, tiny_ckpt, monkeypatch):
@@ -137,7 +173,7 @@ def test_single_process_run_never_imports_ray(tmp_path, tiny_ckpt):
     code = ("import sys; from vidsr.cli import main; "
             f"main(['upscale', {str(src)!r}, '-o', {str(tmp_path / 'out.mp4')!r}, '--model', {str(tiny_ckpt)!r}, "
             "'-q'], standalone_mode=False); print('ray' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "False"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from media import make_video, read_video, textured_frame
+
 from vidsr.errors import InputError, OutputError
 from vidsr.segments import join_segments, plan_segments, split_points, write_segment
 

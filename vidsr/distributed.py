@@ -26,16 +26,22 @@ import os
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
 
 from vidsr.errors import BackendUnavailable, InputError, VidsrError
 from vidsr.io import VideoInfo, atomic_output, check_output_path, probe
 from vidsr.mask import MaskEstimator
 from vidsr.pipeline import FrameWindow, UpscaleConfig, load_engine, upscale_video
-from vidsr.segments import Segment, SegmentPlan, join_segments, plan_segments, write_segment
+from vidsr.segments import (
+    Segment,
+    SegmentPlan,
+    join_segments,
+    plan_segments,
+    write_segment,
+)
 
 RAY_HINT = "pip install 'vidsr[ray]'"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts", ".mts", ".m2ts", ".mxf", ".flv",
@@ -53,7 +59,8 @@ class ScaleOut:
     """How to spread a run over Ray workers.
 
     Args:
-        workers: actors (each loads the model once and upscales one segment at a time).
+        workers: actors (each loads the model once and upscales one segment at a time);
+            0 runs the segments one after another in this process, without Ray (debugging).
         address: ``None`` starts a local Ray on this machine; ``"auto"`` or ``"HOST:PORT"``
             joins a running cluster (``ray start --head`` / ``ray start --address``).
         segment_s: wanted segment length in seconds (cut at the nearest closed-GOP keyframe).
@@ -230,8 +237,7 @@ class SegmentWorker:
     """
 
     def __init__(self, config: UpscaleConfig, estimator_factory: Callable[[], MaskEstimator] | None,
-                 model_bytes: bytes | None, progress: str, threads: int) -> None:
-        import ray
+                 model_bytes: bytes | None, progress: str | None, threads: int) -> None:
         import torch
 
         if threads > 0:
@@ -248,7 +254,11 @@ class SegmentWorker:
             self.config = dataclasses.replace(self.config, resume=False)
         self.engine = load_engine(self.config)
         self.estimator = estimator_factory() if estimator_factory is not None else None
-        self.progress = ray.get_actor(progress)
+        self.progress = None
+        if progress is not None:
+            import ray
+
+            self.progress = ray.get_actor(progress)
         self.attempts: dict[str, int] = {}
 
     def run(self, task: SegmentTask, piece: bytes | None = None) -> SegmentResult:
@@ -262,23 +272,24 @@ class SegmentWorker:
                 src, _ = write_segment(task.source, task.segment, src)
             out = Path(task.dest) if task.dest is not None else Path(tmp) / f"out{task.out_suffix}"
             last = [0.0]
-            self.progress.set.remote(task.key, 0)
+            self._report(task.key, 0)
 
             def on_frame(report) -> None:
                 now = time.monotonic()
                 if now - last[0] > 0.25:
                     last[0] = now
-                    self.progress.set.remote(task.key, report.frames)
+                    self._report(task.key, report.frames)
 
             report = upscale_video(src, out, config=self.config, estimator=self.estimator, on_frame=on_frame,
                                    window=task.window, output_info=task.info, engine=self.engine)
-            self.progress.set.remote(task.key, report.frames)
+            self._report(task.key, report.frames)
             data = out.read_bytes() if task.dest is None else None
         return SegmentResult(key=task.key, frames=report.frames, seconds=time.perf_counter() - t0,
                              attempt=attempt, warnings=tuple(report.warnings), data=data)
 
-    def ready(self) -> str:
-        return self.engine.label
+    def _report(self, key: str, frames: int) -> None:
+        if self.progress is not None:
+            self.progress.set.remote(key, frames)
 
 
 class Progress:
@@ -313,12 +324,12 @@ def _connect(ray, so: ScaleOut, cpus: float) -> bool:
     """Start or join Ray; True when this call started it (and must shut it down)."""
     if ray.is_initialized():
         return False
-    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     try:
         if so.address is None:
             # Ray runs workers at nice 15 by default; a local run gets the priority a one-process run has
             os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(num_cpus=max(1, int(round(so.workers * cpus))), object_store_memory=so.object_store_mb << 20,
+            ray.init(num_cpus=max(1, round(so.workers * cpus)), object_store_memory=so.object_store_mb << 20,
                      **kwargs)
         else:
             ray.init(address=so.address, **kwargs)
@@ -356,10 +367,10 @@ def upscale_many(jobs: Sequence[tuple[Path, Path]], *, config: UpscaleConfig, sc
         InputError / OutputError: an input that cannot be cut, an output that cannot be written.
         SegmentError: a segment failed ``1 + retries`` times (finished segments stay cached).
     """
-    ray = require_ray()
     so = scale_out
-    if so.workers < 1:
+    if so.workers < 0:
         raise InputError(f"--workers must be >= 1, got {so.workers}")
+    ray = require_ray() if so.workers else None
     if so.segment_s <= 0:
         raise InputError(f"--segment-s must be > 0, got {so.segment_s}")
     if config.save_mask is not None:
@@ -404,9 +415,46 @@ def upscale_many(jobs: Sequence[tuple[Path, Path]], *, config: UpscaleConfig, sc
         if on_progress is not None:
             on_progress(total, total)
         return reports
-    _run(ray, pending, todo, config=config, so=so, estimator_factory=estimator_factory,
-         total=total, cached_frames=cached_frames, on_progress=on_progress)
+    if ray is None:
+        _run_inline(pending, config=config, so=so, estimator_factory=estimator_factory, total=total,
+                    cached_frames=cached_frames, on_progress=on_progress)
+    else:
+        _run(ray, pending, todo, config=config, so=so, estimator_factory=estimator_factory,
+             total=total, cached_frames=cached_frames, on_progress=on_progress)
     return reports
+
+
+def _task(job: _Job, i: int, *, ship: bool) -> SegmentTask:
+    seg = job.plan.segments[i]
+    return SegmentTask(key=job.keys[i], source=str(job.input.resolve()), segment=seg, window=_window(job.plan, seg),
+                       info=job.info, piece_suffix=job.input.suffix or ".nut",
+                       dest=None if ship else str(job.parts[i]), out_suffix=job.parts[i].suffix)
+
+
+def _done(job: _Job, i: int, result: SegmentResult, config: UpscaleConfig, so: ScaleOut, *, join: bool) -> None:
+    """Book a finished segment (storing shipped bytes in the cache); join the file when it was the last."""
+    if result.data is not None:
+        with atomic_output(job.parts[i]) as tmp:
+            Path(tmp).write_bytes(result.data)
+    job.report.computed += 1
+    job.report.retried += result.attempt - 1
+    job.report.warnings.extend(w for w in result.warnings if w not in job.report.warnings)
+    job.left.discard(i)
+    if not job.left and join:
+        _finish(job, config, so)
+
+
+def _run_inline(pending: list[tuple[_Job, int]], *, config: UpscaleConfig, so: ScaleOut, estimator_factory,
+                total: int, cached_frames: int, on_progress) -> None:
+    """``workers=0``: the segments one after another in this process (no Ray, no retries)."""
+    worker = SegmentWorker(config, estimator_factory, None, None, 0)
+    done = cached_frames
+    for job, i in pending:
+        result = worker.run(_task(job, i, ship=False))
+        done += result.frames
+        _done(job, i, result, config, so, join=True)
+        if on_progress is not None:
+            on_progress(min(done, total), total)
 
 
 def _run(ray, pending: list[tuple[_Job, int]], jobs: list[_Job], *, config: UpscaleConfig, so: ScaleOut,
@@ -452,14 +500,11 @@ def _dispatch(ray, pending: deque, actors: list, progress, jobs: list[_Job], *, 
             while idle and pending and failure is None:
                 job, i = pending.popleft()
                 actor = idle.pop()
-                seg = job.plan.segments[i]
-                piece_suffix = job.input.suffix or ".nut"
-                task = SegmentTask(key=job.keys[i], source=str(job.input.resolve()), segment=seg,
-                                   window=_window(job.plan, seg), info=job.info, piece_suffix=piece_suffix,
-                                   dest=None if ship else str(job.parts[i]), out_suffix=job.parts[i].suffix)
+                task = _task(job, i, ship=ship)
                 piece = None
                 if ship:
-                    path, _ = write_segment(job.input, seg, Path(split_dir) / f"{task.key}{piece_suffix}")
+                    path, _ = write_segment(job.input, task.segment,
+                                            Path(split_dir) / f"{task.key}{task.piece_suffix}")
                     task = dataclasses.replace(task, piece_suffix=path.suffix)
                     piece = ray.put(path.read_bytes())
                     path.unlink()
@@ -483,15 +528,7 @@ def _dispatch(ray, pending: deque, actors: list, progress, jobs: list[_Job], *, 
                         "finished segments are kept, run again to continue")
                     continue
                 idle.append(actor)
-                if result.data is not None:
-                    with atomic_output(job.parts[i]) as tmp:
-                        Path(tmp).write_bytes(result.data)
-                job.report.computed += 1
-                job.report.retried += result.attempt - 1
-                job.report.warnings.extend(w for w in result.warnings if w not in job.report.warnings)
-                job.left.discard(i)
-                if not job.left and failure is None:
-                    _finish(job, config, so)
+                _done(job, i, result, config, so, join=failure is None)
             if on_progress is not None:
                 done = cached_frames + ray.get(progress.total.remote())
                 if done != last_count:

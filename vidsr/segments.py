@@ -18,10 +18,10 @@ import contextlib
 import hashlib
 import heapq
 import io
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import av
 import av.error
@@ -230,22 +230,25 @@ def _packets_from(path: str | Path, c: av.container.InputContainer, v: av.stream
                   cut: int, from_start: bool) -> Iterator[av.Packet]:
     """The video packets of ``c`` from the keyframe at pts ``cut`` on, in decode order."""
     if not from_start:
-        with contextlib.suppress(av.error.FFmpegError):
+        try:
             c.seek(cut, stream=v, backward=True, any_frame=False)
-            found = False
-            for p in c.demux(v):
-                if p.size == 0:
+            seeked = True
+        except av.error.FFmpegError:
+            seeked = False  # not seekable: read from the start
+        found = False
+        for p in c.demux(v) if seeked else ():
+            if p.size == 0:
+                continue
+            if not found:
+                if p.is_keyframe and p.pts == cut:
+                    found = True
+                elif p.is_keyframe and p.pts > cut:
+                    break  # the seek went past it: read from the start instead
+                else:
                     continue
-                if not found:
-                    if p.is_keyframe and p.pts == cut:
-                        found = True
-                    elif p.is_keyframe and p.pts > cut:
-                        break  # the seek went past it: read from the start instead
-                    else:
-                        continue
-                yield p
-            if found:
-                return
+            yield p
+        if found:
+            return
         c.seek(0, stream=v, backward=True, any_frame=True)
     found = from_start
     for p in c.demux(v):
