@@ -29,6 +29,7 @@ from torch import nn
 from vidsr.arch import ModelDescriptor
 from vidsr.backends import Engine
 from vidsr.errors import BackendUnavailable, InputError, OutputError, VidsrError
+from vidsr.models import sha256_file
 
 INPUT_NAME = "lr"
 OUTPUT_NAME = "sr"
@@ -61,15 +62,6 @@ def weights_digest(model: nn.Module) -> str:
         h.update(k.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
     return h.hexdigest()
 
 
@@ -385,7 +377,7 @@ def engine_key(descriptor: ModelDescriptor, *, onnx_path: Path, profile: Profile
     """The cache key of an engine for this ONNX file on this GPU with the installed TensorRT."""
     trt = import_tensorrt()
     return EngineKey(model=descriptor.name, scale=descriptor.scale, profile=profile, precision=precision,
-                     trt_version=trt.__version__, gpu=gpu_name(device), onnx_sha256=file_sha256(onnx_path))
+                     trt_version=trt.__version__, gpu=gpu_name(device), onnx_sha256=sha256_file(onnx_path))
 
 
 def _progress_monitor(trt, enabled: bool):
@@ -680,5 +672,5 @@ def export_depth_checked(model: nn.Module, *, name: str, folder: Path | None = N
     if not err <= rtol:
         path.unlink(missing_ok=True)
         raise ExportCheckFailed(f"depth ONNX differs from torch: max error {err:.3g} of the depth range > {rtol:g}")
-    return OnnxExport(path=path, sha256=file_sha256(path), opset=opset, max_abs_error=err,
+    return OnnxExport(path=path, sha256=sha256_file(path), opset=opset, max_abs_error=err,
                       checked_shapes=((2, 3, h, w),))

@@ -17,7 +17,6 @@ import bisect
 import contextlib
 import hashlib
 import heapq
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +26,7 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
+from vidsr.io import can_copy
 
 SIDE_TYPES = ("audio", "subtitle")
 # container/stream tags that describe the old file rather than its content
@@ -312,23 +312,6 @@ def _clean(tags) -> dict[str, str]:
     return {k: v for k, v in dict(tags).items() if not k.lower().startswith(_STALE_TAGS)}
 
 
-def _can_copy(format_name: str, stream: av.stream.Stream) -> bool:
-    """Whether muxer ``format_name`` takes ``stream``'s packets as they are (tried in memory)."""
-    try:
-        out = av.open(io.BytesIO(), mode="w", format=format_name)
-    except (ValueError, av.error.FFmpegError):
-        return False
-    try:
-        out.add_stream_from_template(stream)
-        out.start_encoding()
-        return True
-    except (ValueError, av.error.FFmpegError):
-        return False
-    finally:
-        with contextlib.suppress(Exception):
-            out.close()
-
-
 def _describe(s: av.stream.Stream) -> str:
     name = s.codec_context.name if s.codec_context else "unknown"
     lang = f", {s.language}" if s.language else ""
@@ -390,7 +373,7 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
             for s in src.streams:
                 if s.type not in SIDE_TYPES:
                     continue
-                if not _can_copy(fmt, s):
+                if not can_copy(fmt, s):
                     warnings.append(f"{_describe(s)} dropped: {Path(output).suffix or fmt} cannot hold it as is "
                                     "(with --workers side streams are copied, not converted; try .mkv)")
                     continue
