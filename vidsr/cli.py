@@ -602,9 +602,9 @@ def export_command(model: str | None, scale: str | None, depth_model: Path | Non
 
 def _register_feature_commands() -> None:
     """Commands that live beside their feature's library code, added explicitly."""
-    from vidsr.train.cli import eval_sr_command, train_command
+    from vidsr.train.cli import dataset_group, eval_command, eval_sr_command, train_command
 
-    for command in (train_command, eval_sr_command):
+    for command in (train_command, eval_sr_command, dataset_group, eval_command):
         main.add_command(command)
 
 

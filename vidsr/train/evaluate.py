@@ -95,6 +95,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """
     if a.ndim == 3:
         return float(np.mean([ssim(a[..., c], b[..., c]) for c in range(a.shape[2])]))
+    return float(ssim_map(a, b)[5:-5, 5:-5].mean())
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM of two (H, W) float arrays in [0, 1] (the map :func:`ssim` averages;
+    masked scores average it over a region)."""
     a, b = a.astype(np.float64), b.astype(np.float64)
     c1, c2 = 0.01 ** 2, 0.03 ** 2
 
@@ -105,8 +111,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     va = blur(a * a) - mu_a ** 2
     vb = blur(b * b) - mu_b ** 2
     cov = blur(a * b) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2))
-    return float(s[5:-5, 5:-5].mean())
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2))
 
 
 def score(sr: np.ndarray, hr: np.ndarray, *, shave: int) -> Scores:

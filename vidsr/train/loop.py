@@ -1,4 +1,9 @@
-"""Training loop: L1 loss, Adam, cosine or step LR schedule, seeded, checkpoint and resume.
+"""Training loop: L1 / depth semantic loss, Adam, cosine or step LR schedule, optional EMA of
+the weights, seeded, checkpoint and resume.
+
+Data is a folder of photographs (patches cut as in :mod:`vidsr.train.data`) or a dataset
+folder from ``vidsr dataset build`` (patches chosen by a sampler of :mod:`vidsr.train.samplers`
+over each frame's foreground mask; the mask also weights the depth semantic loss).
 
 A run folder holds:
   config.json    the TrainConfig (resume refuses a different one)
@@ -10,6 +15,7 @@ A run folder holds:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -27,10 +33,16 @@ from vidsr.arch.compact import Residual
 from vidsr.errors import InputError
 from vidsr.models import save_checkpoint
 from vidsr.train.data import PatchConfig, build_patch_cache, list_images, sample_hr
+from vidsr.train.dataset import is_dataset, read_dataset
 from vidsr.train.degrade import DegradeConfig, degrade_batch
+from vidsr.train.losses import DepthSemanticLoss, LossConfig
+from vidsr.train.samplers import MaskedPatchSource, SamplerName, check_sampler
 
 STATE_FORMAT = "vidsr-train-state"
 RESUME_MAY_CHANGE = ("threads",)  # settings that do not change what is trained
+# Settings added after the first runs: a config.json without them had these values.
+RESUME_DEFAULTS = {"sampler": "full", "min_coverage": 0.5, "ema": 0.0, "init": None,
+                   "loss": {"pixel": "l1", "w_fg": 1.0, "w_bg": 1.0, "eps": 1e-3}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +79,8 @@ class TrainConfig:
     """One training run.
 
     Args:
-        data: folder of photographs (searched recursively).
+        data: folder of photographs (searched recursively), or a dataset folder
+            (``vidsr dataset build``; its ``train`` split is used).
         run_dir: output folder (config, metrics, state, model).
         scale: SR factor.
         model: architecture and its size.
@@ -84,6 +97,15 @@ class TrainConfig:
         ckpt_every: steps between resumable states.
         val_size: patches in the fixed validation batch.
         threads: torch CPU threads.
+        sampler: how patches are chosen in dataset frames: ``full`` (uniform; the only choice
+            for a photo folder), ``unique``, ``random`` or ``jitter`` (foreground; see samplers).
+        min_coverage: mask coverage a ``unique``/``jitter`` cell needs.
+        loss: pixel loss and foreground/background weights (different weights = the depth
+            semantic loss; needs a dataset folder).
+        ema: decay of an exponential moving average of the weights (0 = off, e.g. 0.999);
+            the average is what gets saved and evaluated.
+        init: start from the weights of this vidsr checkpoint (same architecture) instead of
+            a fresh initialisation (fine-tuning).
     """
 
     data: Path
@@ -103,6 +125,11 @@ class TrainConfig:
     ckpt_every: int = 1000
     val_size: int = 32
     threads: int = 2
+    sampler: SamplerName = "full"
+    min_coverage: float = 0.5
+    loss: LossConfig = field(default_factory=LossConfig)
+    ema: float = 0.0
+    init: Path | None = None
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4):
@@ -117,6 +144,11 @@ class TrainConfig:
             raise InputError(f"need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
         if self.schedule not in ("cosine", "step"):
             raise InputError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+        check_sampler(self.sampler)
+        if not 0.0 < self.min_coverage <= 1.0:
+            raise InputError(f"min_coverage must be in (0, 1], got {self.min_coverage}")
+        if not 0.0 <= self.ema < 1.0:
+            raise InputError(f"ema must be in [0, 1), got {self.ema}")
 
     def to_json(self) -> dict:
         """Plain JSON-able dict (paths as strings, tuples as lists)."""
@@ -165,8 +197,38 @@ def _data_summary(cfg: TrainConfig, paths: list[Path]) -> dict:
             "files": [str(p.relative_to(cfg.data)) for p in paths]}
 
 
+def _dataset_summary(cfg: TrainConfig, source: MaskedPatchSource | None) -> dict:
+    ds = read_dataset(cfg.data)
+    rows = ds.split("train")
+    return {"folder": str(cfg.data), "dataset": True, "split": "train", "count": len(rows),
+            "sources": sorted({r.source for r in rows}),
+            "distinct_patches": None if source is None else source.distinct}
+
+
+def load_init(model: nn.Module, path: Path) -> None:
+    """Copy the weights of the vidsr checkpoint at ``path`` into ``model`` (same architecture)."""
+    from vidsr.models import load_checkpoint
+
+    other, _ = load_checkpoint(path)
+    try:
+        model.load_state_dict(other.state_dict())
+    except RuntimeError as e:
+        raise InputError(f"cannot start from {path}: its architecture differs from the configured one "
+                         f"({str(e).splitlines()[0]})") from None
+
+
+def ema_update(ema: nn.Module, model: nn.Module, *, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` for every parameter and float buffer."""
+    with torch.no_grad():
+        for e, p in zip(ema.state_dict().values(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.lerp_(p, 1.0 - decay)
+            else:
+                e.copy_(p)
+
+
 def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, step: int,
-                rng: np.random.Generator, elapsed_s: float) -> None:
+                rng: np.random.Generator, elapsed_s: float, ema: nn.Module | None = None) -> None:
     state = {
         "format": STATE_FORMAT,
         "step": step,
@@ -176,6 +238,8 @@ def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, ste
         "torch_rng": torch.get_rng_state(),
         "elapsed_s": elapsed_s,
     }
+    if ema is not None:
+        state["ema"] = ema.state_dict()
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
@@ -184,7 +248,8 @@ def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, ste
 def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> None:
     old = json.loads((run_dir / "config.json").read_text())
     new = cfg.to_json()
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUME_MAY_CHANGE)
+    diff = sorted(k for k in set(old) | set(new)
+                  if old.get(k, RESUME_DEFAULTS.get(k)) != new.get(k) and k not in RESUME_MAY_CHANGE)
     if diff:
         raise InputError(f"cannot resume {run_dir}: config differs in {', '.join(diff)}")
 
@@ -210,7 +275,11 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         raise InputError(f"nothing to resume: {state_path} does not exist")
     if not resume and state_path.exists():
         raise InputError(f"{run_dir} already holds a training state; resume it or choose another run folder")
-    paths = list_images(cfg.data)
+    dataset_mode = is_dataset(cfg.data)
+    if not dataset_mode and (cfg.sampler != "full" or cfg.loss.semantic):
+        raise InputError(f"sampler {cfg.sampler!r} and the depth semantic loss need foreground masks: "
+                         f"pass a dataset folder (vidsr dataset build) as data, not a photo folder")
+    paths = [] if dataset_mode else list_images(cfg.data)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         _check_resume_config(run_dir, cfg)
@@ -218,9 +287,23 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         (run_dir / "config.json").write_text(json.dumps(cfg.to_json(), indent=2) + "\n")
         (run_dir / "metrics.jsonl").write_text("")
 
-    cache = build_patch_cache(paths, cfg=cfg.patches, rng=np.random.default_rng([cfg.seed, 0]), on_image=on_image)
     val_rng = np.random.default_rng([cfg.seed, 1])
-    val_hr = sample_hr(cache, batch_size=cfg.val_size, rng=val_rng)
+    source: MaskedPatchSource | None = None
+    if dataset_mode:
+        source = MaskedPatchSource.from_dataset(cfg.data, sampler=cfg.sampler, patch=cfg.patches.patch_size,
+                                                min_coverage=cfg.min_coverage, on_image=on_image)
+        # validation patches are uniform over the frames whatever the sampler, so runs compare
+        val_hr, _ = source.with_sampler("full").draw(cfg.val_size, val_rng)
+
+        def draw(n: int, r: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+            return source.draw(n, r)
+    else:
+        cache = build_patch_cache(paths, cfg=cfg.patches, rng=np.random.default_rng([cfg.seed, 0]),
+                                  on_image=on_image)
+        val_hr = sample_hr(cache, batch_size=cfg.val_size, rng=val_rng)
+
+        def draw(n: int, r: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+            return sample_hr(cache, batch_size=n, rng=r), None
     val_x = to_tensor(degrade_batch(val_hr, scale=cfg.scale, cfg=cfg.degrade, rng=val_rng))
     val_y = to_tensor(val_hr)
     val_bicubic = F.l1_loss(F.interpolate(val_x, scale_factor=cfg.scale, mode="bicubic", align_corners=False),
@@ -228,7 +311,12 @@ def train(cfg: TrainConfig, *, resume: bool = False,
 
     torch.manual_seed(cfg.seed)
     model = cfg.model.build(cfg.scale)
-    shrink_output_init(model)
+    if cfg.init is not None:
+        load_init(model, Path(cfg.init))
+    else:
+        shrink_output_init(model)
+    ema = copy.deepcopy(model) if cfg.ema > 0 else None
+    criterion = DepthSemanticLoss(cfg.loss)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     rng = np.random.default_rng([cfg.seed, 2])
     step, elapsed = 0, 0.0
@@ -237,6 +325,8 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         if state.get("format") != STATE_FORMAT:
             raise InputError(f"{state_path} is not a vidsr training state")
         model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -250,16 +340,18 @@ def train(cfg: TrainConfig, *, resume: bool = False,
     t0 = time.perf_counter() - elapsed
     try:
         while step < cfg.steps:
-            hr = sample_hr(cache, batch_size=cfg.batch_size, rng=rng)
+            hr, mask = draw(cfg.batch_size, rng)
             x = to_tensor(degrade_batch(hr, scale=cfg.scale, cfg=cfg.degrade, rng=rng))
             y = to_tensor(hr)
             lr_now = learning_rate(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr_now
-            loss = F.l1_loss(model(x), y)
+            loss = criterion(model(x), y, None if mask is None else torch.from_numpy(mask))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema_update(ema, model, decay=cfg.ema)
             step += 1
             losses.append(loss.item())
             if on_step is not None:
@@ -268,17 +360,22 @@ def train(cfg: TrainConfig, *, resume: bool = False,
                 line = {"step": step, "loss": float(np.mean(losses)), "lr": lr_now,
                         "val_l1": validate_eval(model, val_x, val_y), "val_bicubic_l1": val_bicubic,
                         "elapsed_s": round(time.perf_counter() - t0, 2)}
+                if ema is not None:
+                    line["val_l1_ema"] = validate_eval(ema, val_x, val_y)
                 with open(run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(line) + "\n")
                 losses.clear()
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 _save_state(state_path, model=model, opt=opt, step=step, rng=rng,
-                            elapsed_s=time.perf_counter() - t0)
+                            elapsed_s=time.perf_counter() - t0, ema=ema)
     except KeyboardInterrupt:  # keep the progress; a stop inside a step resumes close to, not bit-exactly on, a run
-        _save_state(state_path, model=model, opt=opt, step=step, rng=rng, elapsed_s=time.perf_counter() - t0)
+        _save_state(state_path, model=model, opt=opt, step=step, rng=rng, elapsed_s=time.perf_counter() - t0,
+                    ema=ema)
         raise
 
     elapsed = time.perf_counter() - t0
+    if ema is not None:
+        model = ema  # the average is the result
     model.eval()
     summary = {
         "steps": step,
@@ -287,7 +384,10 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         "lr_patch": cfg.patches.patch_size // cfg.scale,
         "val_l1": validate_eval(model, val_x, val_y),
         "val_bicubic_l1": val_bicubic,
-        "data": _data_summary(cfg, paths),
+        "data": _data_summary(cfg, paths) if not dataset_mode else _dataset_summary(cfg, source),
+        "sampler": cfg.sampler,
+        "loss": cfg.loss.label,
+        "ema": cfg.ema,
         "config": cfg.to_json(),
         "torch": str(torch.__version__),
         "threads": cfg.threads,
