@@ -24,6 +24,7 @@ from vidsr.train.dataset import (
     assign_splits,
     build_dataset,
     find_sources,
+    frame_maps,
     load_sample,
     read_dataset,
     select_frames,
@@ -179,3 +180,28 @@ def test_cli_build_and_show(sources: Path, tmp_path: Path) -> None:
     assert json.loads(r.output)["splits"]["test"]["sources"] == ["photo.png"]
     r = CliRunner().invoke(dataset_group, ["show", str(tmp_path)])
     assert r.exit_code == 1 and "is not a vidsr dataset" in r.output and "Traceback" not in r.output
+
+
+class _DiscDepth:
+    """Fake depth net: the centre ellipse of ``textured_frame`` is near (1.0), the rest far (0.2)."""
+
+    name = "disc"
+    batch = 1
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        return 56, 84
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        h, w = batch.shape[2:]
+        yy, xx = np.mgrid[:h, :w]
+        near = ((xx - w / 2) / (w / 4)) ** 2 + ((yy - h / 2) / (h / 3)) ** 2 < 1
+        return np.repeat(np.where(near, 1.0, 0.2)[None], len(batch), axis=0).astype(np.float32)
+
+
+def test_depth_map_mode_uses_the_in_focus_depth_band() -> None:
+    image = textured_frame(0, width=192, height=128, seed=2)
+    maps = frame_maps(image, depth_net=_DiscDepth())
+    yy, xx = np.mgrid[:128, :192]
+    disc = ((xx - 96) / 48) ** 2 + ((yy - 64) / (128 / 3)) ** 2 < 1
+    assert (maps.binary == disc).mean() > 0.95
+    assert maps.grey[disc].mean() > 200 and maps.grey[~disc].mean() < 60  # inverse depth: near is bright
