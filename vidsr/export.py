@@ -139,17 +139,7 @@ def check_onnx(model: nn.Module, onnx_model: bytes | Path, *, shapes: Iterable[t
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-    model = model.eval().to("cpu", memory_format=torch.contiguous_format)
-    rng = np.random.default_rng(seed)
-    worst = 0.0
-    for shape in shapes:
-        x = rng.random(shape, dtype=np.float32)
-        with torch.inference_mode():
-            ref = model(torch.from_numpy(x)).numpy()
-        out = session.run(None, {INPUT_NAME: x})[0]
-        if out.shape != ref.shape:
-            raise ExportCheckFailed(f"ONNX output shape {out.shape} != torch {ref.shape} for input {shape}")
-        worst = max(worst, float(np.abs(out - ref).max()))
+    worst = _max_abs_diff(lambda x: session.run(None, {INPUT_NAME: x})[0], model, shapes=shapes, seed=seed)
     if not worst <= atol:  # also catches NaN
         raise ExportCheckFailed(f"ONNX output differs from torch: max abs error {worst:.3g} > tolerance {atol:g}")
     return worst
@@ -546,6 +536,12 @@ def compare_precision(engines: dict[str, Engine], reference: Engine, frames: lis
 def check_engine(engine: Engine, model: nn.Module, *, shapes: Iterable[tuple[int, int, int, int]],
                  seed: int = 0) -> float:
     """Max abs difference between ``engine`` and ``model`` (torch fp32 on CPU) on random input."""
+    return _max_abs_diff(engine.run, model, shapes=shapes, seed=seed)
+
+
+def _max_abs_diff(run: Callable[[np.ndarray], np.ndarray], model: nn.Module, *,
+                  shapes: Iterable[tuple[int, int, int, int]], seed: int) -> float:
+    """Max abs difference between ``run`` and ``model`` (torch fp32 on CPU) on seeded random input."""
     model = model.eval().to("cpu", memory_format=torch.contiguous_format)
     rng = np.random.default_rng(seed)
     worst = 0.0
@@ -553,7 +549,10 @@ def check_engine(engine: Engine, model: nn.Module, *, shapes: Iterable[tuple[int
         x = rng.random(shape, dtype=np.float32)
         with torch.inference_mode():
             ref = model(torch.from_numpy(x)).numpy()
-        worst = max(worst, float(np.abs(engine.run(x) - ref).max()))
+        out = run(x)
+        if out.shape != ref.shape:
+            raise ExportCheckFailed(f"output shape {out.shape} != torch {ref.shape} for input {shape}")
+        worst = max(worst, float(np.abs(out - ref).max()))
     return worst
 
 
