@@ -125,3 +125,12 @@ def test_constant_estimators_give_empty_and_full_masks():
     img, _ = _half_blurred()
     assert MaskTracker(estimator=ConstantEstimator(0.0), threshold=0.5).update(img).alpha.max() == 0
     assert MaskTracker(estimator=ConstantEstimator(1.0), threshold=0.5).update(img).alpha.min() == 1
+
+
+def test_sensor_noise_in_the_bokeh_does_not_read_as_focus():
+    photo = cv2.resize(sample_photo(), (960, 540), interpolation=cv2.INTER_AREA)
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 4, photo.shape), 0, 255).astype(np.uint8)
+    clean_fg = MaskTracker(estimator=FocusEstimator()).update(photo).fg_fraction
+    noisy_fg = MaskTracker(estimator=FocusEstimator()).update(noisy).fg_fraction
+    assert 0.05 < clean_fg < 0.5
+    assert abs(noisy_fg - clean_fg) < 0.03

@@ -41,7 +41,7 @@ def work_size(height: int, width: int, max_side: int) -> tuple[int, int]:
 
 
 def focus_score(image: np.ndarray, *, max_side: int = 480, fine_sigma: float = 0.6,
-                coarse_sigma: float = 2.5, window: float = 0.015, floor: float = 2e-5) -> np.ndarray:
+                coarse_sigma: float = 2.5, window: float = 0.015, floor: float = 1e-3) -> np.ndarray:
     """Share of local Laplacian energy that sits at the finest scale, in [0, 1].
 
     Defocus removes fine detail first: in the bokeh nearly all Laplacian energy is at
