@@ -27,14 +27,15 @@ def textured_frame(i: int, *, width: int, height: int, seed: int = 0) -> np.ndar
 
 def make_video(path: Path, *, frames: int = 8, width: int = 64, height: int = 48, fps: int = 24,
                audio: bool = False, codec: str = "libx264", pts_step: list[int] | None = None,
-               time_base: Fraction | None = None, start_pts: int = 0) -> Path:
-    """Write a small clip. ``pts_step`` gives per-frame pts increments (variable frame rate)."""
+               time_base: Fraction | None = None, start_pts: int = 0, x264_params: str | None = None) -> Path:
+    """Write a small clip. ``pts_step`` gives per-frame pts increments (variable frame rate);
+    ``x264_params`` is passed to libx264 (e.g. a fixed keyframe interval)."""
     tb = time_base or Fraction(1, fps)
     with contextlib.closing(av.open(str(path), "w")) as c:
         v = c.add_stream(codec, rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
-            v.options = {"crf": "10", "preset": "ultrafast"}
+            v.options = {"crf": "10", "preset": "ultrafast", **({"x264-params": x264_params} if x264_params else {})}
         v.time_base = tb
         v.codec_context.time_base = tb
         a = None

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import contextlib
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from media import make_video, read_video, textured_frame
+from media import make_video, read_video
 
 from vidsr.errors import InputError, OutputError
 from vidsr.segments import join_segments, plan_segments, split_points, write_segment
@@ -16,33 +15,8 @@ from vidsr.segments import join_segments, plan_segments, split_points, write_seg
 def make_gop_video(path: Path, *, frames: int = 60, fps: int = 24, gop: int = 12, bframes: int = 2,
                    width: int = 64, height: int = 48, audio: bool = False) -> Path:
     """A clip with a keyframe exactly every ``gop`` frames (closed GOPs, B-frames on)."""
-    tb = Fraction(1, fps)
-    with contextlib.closing(av.open(str(path), "w")) as c:
-        v = c.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.options = {"crf": "10", "preset": "ultrafast",
-                     "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"}
-        v.time_base = v.codec_context.time_base = tb
-        a = None
-        if audio:
-            a = c.add_stream("aac", rate=48000)
-            a.layout = "stereo"
-        for i in range(frames):
-            f = av.VideoFrame.from_ndarray(textured_frame(i, width=width, height=height), format="rgb24")
-            f.pts, f.time_base = i, tb
-            c.mux(v.encode(f))
-        c.mux(v.encode(None))
-        if a is not None:
-            total = int(frames / fps * 48000)
-            for start in range(0, total, 1024):
-                n = min(1024, total - start)
-                t = (np.arange(n) + start) / 48000
-                s = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-                af = av.AudioFrame.from_ndarray(np.stack([s, s]), format="fltp", layout="stereo")
-                af.sample_rate, af.pts, af.time_base = 48000, start, Fraction(1, 48000)
-                c.mux(a.encode(af))
-            c.mux(a.encode(None))
-    return path
+    return make_video(path, frames=frames, fps=fps, width=width, height=height, audio=audio,
+                      x264_params=f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}")
 
 
 def _key_pts(path: Path) -> list[int]:
