@@ -50,15 +50,7 @@ def make_video(path: Path, *, frames: int = 8, width: int = 64, height: int = 48
             pts += pts_step[i] if pts_step else 1
         c.mux(v.encode(None))
         if a is not None:
-            total = int(frames / fps * 48000)
-            for start in range(0, total, 1024):
-                n = min(1024, total - start)
-                t = (np.arange(n) + start) / 48000
-                s = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-                af = av.AudioFrame.from_ndarray(np.stack([s, s]), format="fltp", layout="stereo")
-                af.sample_rate, af.pts, af.time_base = 48000, start, Fraction(1, 48000)
-                c.mux(a.encode(af))
-            c.mux(a.encode(None))
+            _write_tone(c, a, seconds=frames / fps, rate=48000)
     return path
 
 
@@ -250,3 +242,14 @@ _ASS_HEADER = (
     b"Encoding\nStyle: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
     b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
 )
+
+
+def mask_flip_rate(tracker, frames: list[np.ndarray]) -> float:
+    """Mean fraction of binary-mask pixels that change between consecutive frames."""
+    prev, flips = None, []
+    for f in frames:
+        m = tracker.update(f).binary
+        if prev is not None:
+            flips.append(float((m != prev).mean()))
+        prev = m
+    return float(np.mean(flips))

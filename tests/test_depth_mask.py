@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from media import mask_flip_rate
 from vidsr.depth import depth_input_size
 from vidsr.errors import InputError
 from vidsr.focal import (DepthMaskEstimator, FocalOptions, band_score, focal_at_point, focal_from_focus,
@@ -178,16 +179,6 @@ def test_update_many_equals_update_one_by_one():
         np.testing.assert_array_equal(x.alpha, y.alpha)
 
 
-def _flips(tracker: MaskTracker, frames: list[np.ndarray]) -> float:
-    prev, flips = None, []
-    for f in frames:
-        m = tracker.update(f).binary
-        if prev is not None:
-            flips.append(float((m != prev).mean()))
-        prev = m
-    return float(np.mean(flips))
-
-
 def test_smoothing_reduces_mask_change_on_a_static_shot():
     image, disparity, _ = scene()
     # a subject whose depth sits near the band edge, and a noisy depth net
@@ -199,9 +190,9 @@ def test_smoothing_reduces_mask_change_on_a_static_shot():
         est = DepthMaskEstimator(net=net, focal=FocalOptions(mode="point", point=(0.45, 0.5), tolerance=0.1))
         return MaskTracker(estimator=est, **kw)
 
-    raw = _flips(tracker(every=1, ema=1.0, hysteresis=0.0), frames)
-    smooth = _flips(tracker(every=1), frames)
-    cached = _flips(tracker(every=8, carry="flow"), frames)
+    raw = mask_flip_rate(tracker(every=1, ema=1.0, hysteresis=0.0), frames)
+    smooth = mask_flip_rate(tracker(every=1), frames)
+    cached = mask_flip_rate(tracker(every=8, carry="flow"), frames)
     assert raw > 0
     assert smooth < 0.7 * raw
     assert cached < 0.5 * raw

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from media import mask_flip_rate
 from vidsr.mask import ConstantEstimator, FocusEstimator, MaskTracker, clean_mask, feather, focus_score
 from vidsr.sample import sample_photo
 
@@ -68,22 +69,12 @@ def test_tracker_finds_the_sharp_half():
     assert mask.alpha.shape == img.shape[:2]
 
 
-def _flips(tracker: MaskTracker, frames: list[np.ndarray]) -> float:
-    prev, flips = None, []
-    for f in frames:
-        m = tracker.update(f).binary
-        if prev is not None:
-            flips.append(float((m != prev).mean()))
-        prev = m
-    return float(np.mean(flips))
-
-
 def test_temporal_smoothing_reduces_flicker_on_noisy_static_scene():
     img, _ = _half_blurred(sigma=1.2)  # weak defocus: the score sits near the threshold
     rng = np.random.default_rng(0)
     frames = [np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8) for _ in range(16)]
-    raw = _flips(MaskTracker(estimator=FocusEstimator(), every=1, ema=1.0, hysteresis=0.0), frames)
-    smooth = _flips(MaskTracker(estimator=FocusEstimator(), every=1), frames)
+    raw = mask_flip_rate(MaskTracker(estimator=FocusEstimator(), every=1, ema=1.0, hysteresis=0.0), frames)
+    smooth = mask_flip_rate(MaskTracker(estimator=FocusEstimator(), every=1), frames)
     assert raw > 0
     assert smooth < 0.5 * raw
 
