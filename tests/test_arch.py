@@ -63,3 +63,14 @@ def test_resolve_model_errors(tiny_ckpt):
         resolve_model(str(tiny_ckpt), scale=4)
     with pytest.raises(ModelError, match="weights file not found"):
         resolve_model("/nonexistent/m.pt", scale=2)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_subpixel_residual_equals_interpolation(scale, mode):
+    # the networks add the cheap upscale at LR resolution; it must be the very same upscale
+    from vidsr.arch.compact import residual_kernel, subpixel_residual, upsample_residual
+
+    x = torch.rand(2, 3, 13, 17, dtype=torch.float64)
+    via_conv = torch.nn.functional.pixel_shuffle(subpixel_residual(x, residual_kernel(scale, mode).double()), scale)
+    assert torch.allclose(via_conv, upsample_residual(x, scale, mode), atol=1e-6)

@@ -7,7 +7,7 @@ import torch
 from vidsr.arch import REGISTRY, describe
 from vidsr.backends import TorchBackend, create_engine
 from vidsr.sr import sr_tiles, sr_whole, stitch
-from vidsr.tiling import plan_tiles, select_tiles
+from vidsr.tiling import merge_tiles, plan_tiles, select_tiles
 
 
 @pytest.mark.parametrize("h,w,tile,pad", [(48, 64, 16, 4), (97, 161, 32, 6), (20, 30, 64, 6), (50, 70, 24, 30)])
@@ -35,7 +35,7 @@ def test_tiled_sr_equals_whole_frame_sr(arch, cfg, h, w):
     engine = create_engine(model, desc, TorchBackend(channels_last=False))
     img = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     plan = plan_tiles(h, w, tile=16, pad=desc.receptive_radius)
-    tiles = sr_tiles(engine, img, plan, list(range(len(plan))), batch=3)
+    tiles = sr_tiles(engine, img, list(plan.tiles), batch=3)
     tiled = stitch(tiles, height=h, width=w, scale=desc.scale)
     whole = sr_whole(engine, img)
     diff = np.abs(tiled.astype(int) - whole.astype(int))
@@ -49,7 +49,7 @@ def test_too_little_overlap_shows_seams():
     engine = create_engine(model, desc, TorchBackend())
     img = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
     plan = plan_tiles(48, 48, tile=16, pad=0)
-    tiled = stitch(sr_tiles(engine, img, plan, list(range(len(plan))), batch=4), height=48, width=48, scale=2)
+    tiled = stitch(sr_tiles(engine, img, list(plan.tiles), batch=4), height=48, width=48, scale=2)
     assert np.abs(tiled.astype(int) - sr_whole(engine, img).astype(int)).max() > 1
 
 
@@ -63,3 +63,62 @@ def test_select_tiles():
     alpha[31, 20] = 1.0  # at a core edge: the one-pixel growth reaches the next tile row
     assert sorted((plan.tiles[i].y0, plan.tiles[i].x0) for i in select_tiles(plan, alpha)) == [(16, 16), (32, 16)]
     assert len(select_tiles(plan, np.ones((64, 64), np.float32))) == len(plan)
+
+
+def _cover(h, w, tiles):
+    cover = np.zeros((h, w), int)
+    for t in tiles:
+        cover[t.y0:t.y1, t.x0:t.x1] += 1
+    return cover
+
+
+@pytest.mark.parametrize("h,w,tile,pad,cap", [(97, 161, 16, 6, 10_000), (64, 64, 16, 4, 100_000), (50, 70, 8, 3, 900)])
+def test_merged_regions_cover_exactly_the_selected_tiles(h, w, tile, pad, cap):
+    plan = plan_tiles(h, w, tile=tile, pad=pad)
+    rng = np.random.default_rng(3)
+    for density in (0.2, 0.6, 1.0):
+        indices = [i for i in range(len(plan)) if rng.random() < density]
+        regions = merge_tiles(plan, indices, max_window_px=cap)
+        want = _cover(h, w, [plan.tiles[i] for i in indices])
+        assert (_cover(h, w, regions) == want).all()  # same pixels, each once
+        assert len(regions) <= len(indices)
+        for r in regions:
+            assert r.window_pixels <= max(cap, plan.window[0] * plan.window[1])
+            assert r.wy == max(0, r.y0 - pad) and r.wx == max(0, r.x0 - pad)
+            assert r.wy1 == min(h, r.y1 + pad) and r.wx1 == min(w, r.x1 + pad)
+    full = merge_tiles(plan, list(range(len(plan))), max_window_px=10**9)
+    assert len(full) == 1 and (full[0].y0, full[0].x0, full[0].y1, full[0].x1) == (0, 0, h, w)
+
+
+def test_merging_saves_window_pixels():
+    plan = plan_tiles(540, 960, tile=64, pad=8)
+    alpha = np.zeros((540, 960), np.float32)
+    alpha[100:420, 300:620] = 1.0  # a subject-sized block
+    indices = select_tiles(plan, alpha)
+    tiles_px = sum(plan.tiles[i].window_pixels for i in indices)
+    merged_px = sum(r.window_pixels for r in merge_tiles(plan, indices, max_window_px=160_000))
+    assert merged_px < 0.75 * tiles_px
+
+
+@pytest.mark.parametrize("arch,cfg", [("compact", {"scale": 2, "num_feat": 8, "num_conv": 3}),
+                                      ("espcn", {"scale": 4, "feat1": 8, "feat2": 8})])
+def test_merged_sr_equals_whole_frame_sr(arch, cfg):
+    torch.manual_seed(2)
+    model = REGISTRY.build(arch, cfg).eval()
+    desc = describe(model, name="t")
+    engine = create_engine(model, desc, TorchBackend())
+    h, w = 57, 83
+    img = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    plan = plan_tiles(h, w, tile=16, pad=desc.receptive_radius)
+    alpha = np.zeros((h, w), np.float32)
+    alpha[10:40, 5:50] = 1.0
+    alpha[45:50, 70:80] = 1.0
+    indices = select_tiles(plan, alpha)
+    regions = merge_tiles(plan, indices, max_window_px=1500)
+    assert 1 < len(regions) < len(indices)
+    whole = sr_whole(engine, img)
+    s = desc.scale
+    for t, y in sr_tiles(engine, img, regions, batch=4):
+        ref = whole[t.y0 * s:t.y1 * s, t.x0 * s:t.x1 * s]
+        diff = np.abs(y.astype(int) - ref.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3

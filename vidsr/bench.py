@@ -32,7 +32,7 @@ from vidsr.errors import BackendUnavailable, InputError, VidsrError
 from vidsr.io import EncodeOptions, Frame, probe, read_items
 from vidsr.mask import FocusEstimator, MaskEstimator, MaskTracker
 from vidsr.models import resolve_model
-from vidsr.pipeline import FrameProcessor
+from vidsr.pipeline import MERGE_WINDOW_PX, FrameProcessor
 from vidsr.tiling import plan_tiles
 
 STAGES = ("decode", "mask", "sr", "background", "composite", "encode")
@@ -51,6 +51,7 @@ class BenchConfig:
     tile: int = 64
     batch: int = 8
     mask_every: int = 2
+    merge: bool = True  # merge neighbouring tiles into larger windows on CPU (as vidsr upscale does)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     sweep_fg: tuple[float, ...] = ()
 
@@ -220,6 +221,7 @@ def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decod
             res.status, res.reason = "unavailable", str(e)
             return res
         plan = plan_tiles(h, w, tile=config.tile, pad=desc.receptive_radius)
+        merge_px = MERGE_WINDOW_PX if device == "cpu" and bname != "trt" and config.merge else None
     _reset_peak_rss()
     per_repeat: dict[str, list[float]] = defaultdict(list)  # mean ms/frame of each stage, per repeat
     walls: list[float] = []
@@ -232,7 +234,7 @@ def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decod
         if mode != "bicubic":
             tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=config.mask_every)
             proc = FrameProcessor(engine=engine, plan=plan, tracker=tracker, batch=config.batch,
-                                  full_frame=mode == "full")
+                                  full_frame=mode == "full", merge_px=merge_px)
         enc = _MemoryEncoder(w * s, h * s, config.encode)
         todo = frames[: config.warmup] if warm else frames
         prev_alpha = None
@@ -249,7 +251,7 @@ def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decod
                 ran, mask = [], None
             else:
                 result = proc.process(fr.image, t)
-                out, ran, mask = result.image, result.tiles, result.mask
+                out, ran, mask, windows = result.image, result.tiles, result.mask, result.windows
             t0 = time.perf_counter()
             enc.write(out)
             t["encode"] = time.perf_counter() - t0
@@ -262,11 +264,8 @@ def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decod
                 if proc is not None:
                     tiles_run += len(ran)
                     tiles_total += len(plan)
-                    wh, ww = plan.window
-                    for i in ran:
-                        tl = plan.tiles[i]
-                        core_px += (tl.y1 - tl.y0) * (tl.x1 - tl.x0)
-                        window_px += wh * ww
+                    core_px += sum(tl.core_pixels for tl in windows)
+                    window_px += sum(tl.window_pixels for tl in windows)
                 fg.append(mask.fg_fraction if mask is not None else (1.0 if mode == "full" else 0.0))
                 if mask is not None:
                     if prev_alpha is not None:

@@ -96,6 +96,8 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int, depth_size
               help="[default: fp16 for trt, else fp32]")
 @click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True, help="Tiles per network call.")
 @click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True, help="Tile core size (LR px).")
+@click.option("--merge/--no-merge", default=None,
+              help="Merge neighbouring SR tiles into larger windows [default: on for CPU, off for GPU].")
 @click.option("--bg", type=click.Choice(["bicubic", "lanczos", "bilinear"]), default="bicubic", show_default=True,
               help="Background upscale.")
 @click.option("--mask-every", type=click.IntRange(1, 1000), default=None,
@@ -126,8 +128,8 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int, depth_size
               help="With --workers: segment length in seconds (cut at keyframes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: str | None, backend: str,
-            device: str | None, precision: str | None, batch: int, tile: int, bg: str, mask_every: int | None,
-            mask: str, depth_model: Path | None, depth_batch: int, depth_size: int, depth_precision: str,
+            device: str | None, precision: str | None, batch: int, tile: int, merge: bool | None, bg: str,
+            mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int, depth_size: int, depth_precision: str,
             focus_point: str | None, depth_tolerance: float, mask_carry: str | None,
             fg_threshold: float | None, feather: float, full_frame: bool, codec: str, crf: int, preset: str,
             pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, resume: bool,
@@ -155,7 +157,8 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
                       device)
     config = UpscaleConfig(
         scale=int(scale), model=model, backend=backend, device=device, precision=precision, batch=batch,
-        tile=tile, bg=bg, full_frame=full_frame, mask_every=mask_every or spec.every, fg_threshold=fg_threshold,
+        tile=tile, merge=merge, bg=bg, full_frame=full_frame, mask_every=mask_every or spec.every,
+        fg_threshold=fg_threshold,
         mask_carry=mask_carry or spec.carry, mask_lookahead=spec.lookahead,
         feather_px=feather, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                                                  container=container),
@@ -454,6 +457,8 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True)
 @click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option("--merge/--no-merge", default=True, show_default=True,
+              help="Merge neighbouring SR tiles into larger windows on CPU (as upscale does).")
 @click.option("--mask-every", type=click.IntRange(1, 1000), default=2, show_default=True)
 @click.option("--gt", type=click.Path(path_type=Path), default=None, help="High-resolution ground truth video.")
 @click.option("--sweep-fg", is_flag=True, help="Also time synthetic masks of 10..100%% foreground.")
@@ -462,13 +467,13 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
 @click.option("-q", "--quiet", is_flag=True)
 def bench(input: Path | None, scale: str, model: str | None, backends: tuple[str, ...], frames: int, warmup: int,
-          repeat: int, tile: int, batch: int, mask_every: int, gt: Path | None, sweep_fg: bool,
+          repeat: int, tile: int, batch: int, merge: bool, mask_every: int, gt: Path | None, sweep_fg: bool,
           json_path: Path | None, md_path: Path | None, plot_path: Path | None, quiet: bool) -> None:
     """Per-stage throughput (and quality, with ground truth) of partial vs full-frame SR per backend."""
     from vidsr.bench import BenchConfig, plot, run_bench, to_markdown, write_json
 
     config = BenchConfig(scale=int(scale), model=model, backends=tuple(backends), frames=frames, warmup=warmup,
-                         repeat=repeat, tile=tile, batch=batch, mask_every=mask_every,
+                         repeat=repeat, tile=tile, batch=batch, merge=merge, mask_every=mask_every,
                          sweep_fg=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0) if sweep_fg else ())
     report = run_bench(input, config=config, gt_path=gt,
                        log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))

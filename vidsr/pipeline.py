@@ -30,7 +30,9 @@ from vidsr.mask import FocusEstimator, MaskEstimator, MaskFrame, MaskTracker
 from vidsr.models import resolve_model
 from vidsr.resume import ResumeJob, SegmentStart, Segmenter, fingerprint
 from vidsr.sr import sr_tiles, stitch
-from vidsr.tiling import TilePlan, plan_tiles, select_tiles
+from vidsr.tiling import Tile, TilePlan, mask_support, merge_tiles, plan_tiles, select_tiles, shrink_to_support
+
+MERGE_WINDOW_PX = 160_000  # largest merged SR window (LR pixels) on CPU; see benchmarks/README.md
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class UpscaleConfig:
     mask_every: int = 2
     mask_carry: str = "hold"  # between anchors: "hold" the mask or warp it along optical "flow"
     mask_lookahead: int = 1  # anchor frames scored per estimator call (depth batching)
+    merge: bool | None = None  # merge neighbouring SR tiles into larger windows (None: on CPU only)
     fg_threshold: float | None = None
     feather_px: float = 4.0
     encode: EncodeOptions = field(default_factory=EncodeOptions)
@@ -71,8 +74,8 @@ class UpscaleReport:
     seconds: float = 0.0
     in_size: tuple[int, int] = (0, 0)
     out_size: tuple[int, int] = (0, 0)
-    tiles_total: int = 0
-    tiles_run: int = 0
+    pixels_total: int = 0  # LR pixels of all frames
+    pixels_sr: int = 0  # LR pixels whose output came from the SR network
     fg_fraction_sum: float = 0.0
     mask_passes: int = 0
     cuts: int = 0
@@ -90,7 +93,7 @@ class UpscaleReport:
     @property
     def sr_fraction(self) -> float:
         """Mean fraction of output pixels that went through the SR network."""
-        return self.tiles_run / self.tiles_total if self.tiles_total else 0.0
+        return self.pixels_sr / self.pixels_total if self.pixels_total else 0.0
 
     @property
     def fg_fraction(self) -> float:
@@ -127,12 +130,13 @@ class _Warmup:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One processed frame: the (H*s, W*s, 3) uint8 output, its mask (None in full-frame mode)
-    and the indices of the plan's tiles that went through SR."""
+    """One processed frame: the (H*s, W*s, 3) uint8 output, its mask (None in full-frame mode),
+    the indices of the plan's tiles that went through SR and the windows the network ran on."""
 
     image: np.ndarray
     mask: MaskFrame | None
     tiles: list[int]
+    windows: list[Tile] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +150,15 @@ class FrameProcessor:
     batch: int = 8
     full_frame: bool = False
     mask_lookahead: int = 1
+    merge_px: int | None = None  # merge selected tiles into windows of at most this many LR pixels
+
+    def windows(self, indices: list[int], alpha: np.ndarray | None = None) -> list[Tile]:
+        """The SR windows for the selected tile ``indices``: the tiles themselves, or (``merge_px``)
+        merged rectangles shrunk to the support of ``alpha`` (the LR mask) when it is given."""
+        if self.merge_px is None:
+            return [self.plan.tiles[i] for i in indices]
+        regions = merge_tiles(self.plan, indices, max_window_px=self.merge_px)
+        return regions if alpha is None else shrink_to_support(self.plan, regions, mask_support(alpha))
 
     def process(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None = None) -> FrameResult:
         """SR one (H, W, 3) uint8 LR frame; adds seconds per stage to ``timings``.
@@ -157,17 +170,19 @@ class FrameProcessor:
         if self.full_frame:
             t0 = time.perf_counter()
             indices = list(range(len(self.plan)))
-            tiles = sr_tiles(self.engine, image, self.plan, indices, batch=self.batch)
+            windows = self.windows(indices)
+            tiles = sr_tiles(self.engine, image, windows, batch=self.batch)
             t1 = time.perf_counter()
             out = stitch(tiles, height=image.shape[0], width=image.shape[1], scale=s)
             timings["sr"] += t1 - t0
             timings["composite"] += time.perf_counter() - t1
-            return FrameResult(image=out, mask=None, tiles=indices)
+            return FrameResult(image=out, mask=None, tiles=indices, windows=windows)
         t0 = time.perf_counter()
         mask = mask if mask is not None else self.tracker.update(to_uint8(image))
         indices = select_tiles(self.plan, mask.alpha)
+        windows = self.windows(indices, mask.alpha)
         t1 = time.perf_counter()
-        tiles = sr_tiles(self.engine, image, self.plan, indices, batch=self.batch) if indices else []
+        tiles = sr_tiles(self.engine, image, windows, batch=self.batch) if windows else []
         t2 = time.perf_counter()
         background = upscale_background(image, scale=s, method=self.bg)
         t3 = time.perf_counter()
@@ -182,7 +197,7 @@ class FrameProcessor:
         timings["sr"] += t2 - t1
         timings["background"] += t3 - t2
         timings["composite"] += t4 - t3
-        return FrameResult(image=out, mask=mask, tiles=indices)
+        return FrameResult(image=out, mask=mask, tiles=indices, windows=windows)
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """The 8-bit view of a frame: uint8 as is, uint16 rounded to 0..255."""
@@ -283,9 +298,11 @@ def build_processor(info: VideoInfo, config: UpscaleConfig,
     plan = plan_tiles(info.height, info.width, tile=config.tile, pad=desc.receptive_radius)
     tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=config.mask_every,
                           threshold=config.fg_threshold, feather_px=config.feather_px, carry=config.mask_carry)
+    merge = config.merge if config.merge is not None else (config.device == "cpu" and config.backend != "trt")
     return FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=config.bg,
                           batch=config.batch, full_frame=config.full_frame,
-                          mask_lookahead=max(1, config.mask_lookahead))
+                          mask_lookahead=max(1, config.mask_lookahead),
+                          merge_px=MERGE_WINDOW_PX if merge else None)
 
 
 def upscale_video(input_path: str | Path, output_path: str | Path, *, config: UpscaleConfig,
@@ -480,14 +497,14 @@ def _emit(proc: FrameProcessor, items: list[Frame | Passthrough], q_out: queue.Q
         masks = list(proc.tracker.update_many([to_uint8(f.image) for f in frames]))
         report.stages["mask"] += time.perf_counter() - t
     next_mask = iter(masks)
-    n_tiles = len(proc.plan)
+    n_pixels = proc.plan.height * proc.plan.width
     for item in items:
         if isinstance(item, Passthrough):
             if not _put(q_out, item, stop):
                 return False
             continue
         result = proc.process(item.image, report.stages, mask=next(next_mask))
-        out, mask, ran = result.image, result.mask, len(result.tiles)
+        out, mask = result.image, result.mask
         mask_img = None
         if want_mask:
             h, w = out.shape[:2]
@@ -496,8 +513,8 @@ def _emit(proc: FrameProcessor, items: list[Frame | Passthrough], q_out: queue.Q
         if not _put(q_out, (out, item, mask_img), stop):
             return False
         report.frames += 1
-        report.tiles_total += n_tiles
-        report.tiles_run += ran
+        report.pixels_total += n_pixels
+        report.pixels_sr += sum(w.core_pixels for w in result.windows)
         report.fg_fraction_sum += mask.fg_fraction if mask is not None else 1.0
         if on_frame is not None:
             on_frame(report)

@@ -6,7 +6,7 @@ import numpy as np
 
 from vidsr.backends import Engine
 from vidsr.checks import check_image, max_value
-from vidsr.tiling import Tile, TilePlan
+from vidsr.tiling import Tile
 
 
 def to_tensor(images: list[np.ndarray]) -> np.ndarray:
@@ -23,27 +23,30 @@ def to_images(batch: np.ndarray, dtype: np.dtype = np.uint8) -> np.ndarray:
     return y.astype(dtype)
 
 
-def sr_tiles(engine: Engine, image: np.ndarray, plan: TilePlan, indices: list[int],
-             *, batch: int) -> list[tuple[Tile, np.ndarray]]:
-    """SR of the cores of ``plan.tiles[indices]``.
+def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int) -> list[tuple[Tile, np.ndarray]]:
+    """SR of the cores of ``tiles``; tiles with one window shape go through the engine together.
 
     Args:
         image: (H, W, 3) uint8 or uint16 LR frame (deep frames keep their precision).
+        tiles: tiles or merged regions (:func:`vidsr.tiling.merge_tiles`), each with its own window.
         batch: windows per engine call.
     Returns:
-        (tile, (core_h*s, core_w*s, 3) image.dtype) for each index, in order.
+        (tile, (core_h*s, core_w*s, 3) image.dtype) for each tile, grouped by window shape.
     """
     check_image(image, deep_ok=True)
     s = engine.descriptor.scale
-    wh, ww = plan.window
+    by_shape: dict[tuple[int, int], list[Tile]] = {}
+    for t in tiles:
+        by_shape.setdefault(t.window_shape, []).append(t)
     out: list[tuple[Tile, np.ndarray]] = []
-    for start in range(0, len(indices), batch):
-        group = [plan.tiles[i] for i in indices[start:start + batch]]
-        windows = [image[t.wy:t.wy + wh, t.wx:t.wx + ww] for t in group]
-        ys = to_images(engine.run(to_tensor(windows)), image.dtype)
-        for t, y in zip(group, ys):
-            oy, ox = (t.y0 - t.wy) * s, (t.x0 - t.wx) * s
-            out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
+    for same in by_shape.values():
+        for start in range(0, len(same), batch):
+            group = same[start:start + batch]
+            windows = [image[t.wy:t.wy1, t.wx:t.wx1] for t in group]
+            ys = to_images(engine.run(to_tensor(windows)), image.dtype)
+            for t, y in zip(group, ys):
+                oy, ox = (t.y0 - t.wy) * s, (t.x0 - t.wx) * s
+                out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -18,6 +19,45 @@ def upsample_residual(x: torch.Tensor, scale: int, mode: Residual) -> torch.Tens
     if mode == "nearest":
         return F.interpolate(x, scale_factor=scale, mode="nearest")
     return F.interpolate(x, scale_factor=scale, mode=mode, align_corners=False)
+
+
+_TAPS = 5  # every residual mode reads at most 2 LR pixels either side
+
+
+@functools.lru_cache(maxsize=None)
+def _phase_taps(scale: int, mode: Residual) -> torch.Tensor:
+    """(scale, 5) weights: output phase p of LR pixel i is sum_d w[p, d] * x[i + d - 2].
+
+    Read off :func:`upsample_residual` itself by upscaling 1-D impulses, so they match it exactly."""
+    n = 16
+    w = torch.zeros(scale, _TAPS, dtype=torch.float64)
+    for d in range(_TAPS):
+        impulse = torch.zeros(1, 1, 1, n, dtype=torch.float64)
+        k = n // 2
+        impulse[..., k] = 1.0
+        up = upsample_residual(impulse, scale, mode)[0, 0, 0]
+        # output s*i + p with i = k - (d - 2) sees the impulse through tap d
+        i = k - (d - 2)
+        w[:, d] = up[scale * i:scale * i + scale]
+    return w
+
+
+def residual_kernel(scale: int, mode: Residual, channels: int = 3) -> torch.Tensor:
+    """(channels * scale**2, 1, 5, 5) grouped-conv weights that give :func:`upsample_residual` in
+    pixel-shuffle layout: ``shuffle(conv(pad(x, 2, replicate), kernel))`` == ``upsample_residual(x)``."""
+    w = _phase_taps(scale, mode)
+    k2 = torch.einsum("ya,xb->yxab", w, w).reshape(scale * scale, _TAPS, _TAPS)
+    return k2.repeat(channels, 1, 1).unsqueeze(1).float()
+
+
+def subpixel_residual(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """The residual upscale at LR resolution in pixel-shuffle layout: (B, C, H, W) -> (B, C*s*s, H, W).
+
+    Cheaper than upscaling and adding at HR; borders replicate, as interpolation clamps. Runs in the
+    input's dtype even under autocast, so a bf16 body does not round the residual."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        pad = F.pad(x, (2, 2, 2, 2), mode="replicate")
+        return F.conv2d(pad, kernel.to(x.dtype), groups=x.shape[1])
 
 
 def residual_radius(mode: Residual) -> int:
@@ -54,6 +94,8 @@ class Compact(nn.Module):
         layers.append(nn.Conv2d(num_feat, 3 * scale * scale, 3, padding=1))
         self.body = nn.Sequential(*layers)
         self.shuffle = nn.PixelShuffle(scale)
+        if residual != "none":
+            self.register_buffer("residual_kernel", residual_kernel(scale, residual), persistent=False)
 
     def config(self) -> dict:
         return {"scale": self.scale, "num_feat": self.num_feat, "num_conv": self.num_conv,
@@ -64,6 +106,7 @@ class Compact(nn.Module):
         return self.num_conv + 2 + residual_radius(self.residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.shuffle(self.body(x))
-        base = upsample_residual(x, self.scale, self.residual)
-        return out if base is None else out + base
+        out = self.body(x)
+        if self.residual != "none":
+            out = out + subpixel_residual(x, self.residual_kernel)
+        return self.shuffle(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vidsr.arch.compact import Residual, residual_radius, upsample_residual
+from vidsr.arch.compact import Residual, residual_kernel, residual_radius, subpixel_residual
 
 
 class ESPCN(nn.Module):
@@ -37,6 +37,8 @@ class ESPCN(nn.Module):
             nn.Conv2d(feat2, 3 * scale * scale, 3, padding=1),
         )
         self.shuffle = nn.PixelShuffle(scale)
+        if residual != "none":
+            self.register_buffer("residual_kernel", residual_kernel(scale, residual), persistent=False)
 
     def config(self) -> dict:
         return {"scale": self.scale, "feat1": self.feat1, "feat2": self.feat2,
@@ -47,6 +49,7 @@ class ESPCN(nn.Module):
         return 4 + residual_radius(self.residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.shuffle(self.body(x))
-        base = upsample_residual(x, self.scale, self.residual)
-        return out if base is None else out + base
+        out = self.body(x)
+        if self.residual != "none":
+            out = out + subpixel_residual(x, self.residual_kernel)
+        return self.shuffle(out)

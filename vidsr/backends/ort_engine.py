@@ -33,6 +33,9 @@ class OrtEngine:
             providers = [("CUDAExecutionProvider", {"device_id": int(dev[1]) if len(dev) > 1 else 0}),
                          "CPUExecutionProvider"]
         elif backend.device == "cpu":
+            from vidsr.backends.malloc import keep_heap
+
+            keep_heap()
             providers = ["CPUExecutionProvider"]
         else:
             raise BackendUnavailable(f"ort backend: unknown device {backend.device!r} (cpu or cuda)")

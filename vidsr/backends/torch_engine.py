@@ -35,6 +35,10 @@ class TorchEngine:
         self._dtype = _DTYPES[backend.precision] if on_cuda and backend.precision != "fp32" else torch.float32
         self.model = copy.deepcopy(model).to(self.device, self._dtype).eval()
         self.model = self.model.to(memory_format=self.memory_format)
+        if not on_cuda:
+            from vidsr.backends.malloc import keep_heap
+
+            keep_heap()
         self._graphs = None
         if on_cuda and backend.cuda_graphs:
             from vidsr.backends.cuda_overlap import CudaGraphRunner
