@@ -10,8 +10,16 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from vidsr.depth import (OrtDepth, TorchDepth, build_depth_anything, depth_input_size, export_depth_onnx,
-                         load_depth_net, predict, preprocess)
+from vidsr.depth import (
+    OrtDepth,
+    TorchDepth,
+    build_depth_anything,
+    depth_input_size,
+    export_depth_onnx,
+    load_depth_net,
+    predict,
+    preprocess,
+)
 from vidsr.errors import InputError, ModelError
 
 # Depth Anything V2's layout (DINOv2 backbone + DPT head) with tiny widths, so tests are fast.
@@ -128,9 +136,13 @@ def test_folder_of_another_model_is_refused(tiny_folder, tmp_path):
     for f in tiny_folder.iterdir():
         shutil.copy(f, tmp_path / f.name)
     cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg["model_type"] = "dpt"
+    cfg["model_type"] = "bert"
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ModelError, match="holds a dpt model, not Depth Anything"):
+    with pytest.raises(ModelError, match="holds a bert model, not a depth network"):
+        load_depth_net(tmp_path)
+    cfg["model_type"] = "dpt"  # a supported family, but these are Depth Anything's tensors
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="cannot load depth weights|do not fit"):
         load_depth_net(tmp_path)
 
 
@@ -159,3 +171,43 @@ def test_onnx_with_wrong_input_rank(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load depth ONNX"):
         load_depth_net(tmp_path / "junk.onnx")
+
+
+# DPT / MiDaS v3.1 layouts with tiny widths: a ViT backbone (DPT-Large's shape) and a
+# Swin V2 backbone (dpt-swinv2-tiny-256's shape, the small MiDaS).
+TINY_DPT_VIT = {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 64,
+                "image_size": 64, "patch_size": 16, "backbone_out_indices": [0, 1, 2, 3],
+                "neck_hidden_sizes": [8, 16, 32, 32], "fusion_hidden_size": 16}
+TINY_DPT_SWIN = {"backbone_config": {"model_type": "swinv2", "image_size": 64, "embed_dim": 12, "depths": [1, 1, 1, 1],
+                                     "num_heads": [1, 1, 1, 1], "window_size": 4,
+                                     "out_features": ["stage1", "stage2", "stage3", "stage4"]},
+                 "neck_hidden_sizes": [12, 24, 48, 96], "fusion_hidden_size": 16, "reassemble_factors": [1, 1, 1, 1],
+                 "is_hybrid": False}
+
+
+@pytest.mark.parametrize("config,multiple", [(TINY_DPT_VIT, 16), (TINY_DPT_SWIN, 32)], ids=["vit", "swinv2"])
+def test_dpt_midas_folder_loads_and_runs_at_its_square_training_size(config, multiple, tmp_path):
+    from vidsr.depth import build_dpt
+
+    model = build_dpt(config, seed=0)
+    folder = tmp_path / "tiny-dpt"
+    model.save_pretrained(folder)
+    net = load_depth_net(folder, batch=2)
+    assert isinstance(net, TorchDepth) and net.family.name == "dpt" and net.family.multiple == multiple
+    assert net.input_size(90, 160) == (64, 64)  # the config's training size, square, as the release
+    assert load_depth_net(folder, long_side=100).input_size(90, 160) == (96, 96)  # --depth-size, snapped
+    frames = _frames(3)
+    one = predict(TorchDepth(model=model, batch=1), frames)
+    many = predict(net, frames)
+    assert many.shape == (3, 90, 160) and many.dtype == np.float32 and np.ptp(many) > 0
+    np.testing.assert_allclose(many, one, rtol=1e-4, atol=1e-5 * np.abs(one).max())
+    # MiDaS normalisation (0.5 / 0.5), not ImageNet's: mid grey maps to about 0
+    grey = np.full((90, 160, 3), 128, np.uint8)
+    x = preprocess([grey], (64, 64), family=net.family)
+    assert np.abs(x - (128 / 255 - 0.5) / 0.5).max() < 1e-6
+
+    # ONNX: the file remembers its family, so ORT preprocesses the same way
+    path = export_depth_onnx(model, tmp_path / "dpt.onnx", input_size=(64, 64))
+    ort_net = load_depth_net(path, batch=3)
+    assert isinstance(ort_net, OrtDepth) and ort_net.family.name == "dpt" and ort_net.input_size(90, 160) == (64, 64)
+    np.testing.assert_allclose(predict(ort_net, frames), many, atol=1e-3 * np.abs(many).max())

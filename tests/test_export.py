@@ -469,3 +469,16 @@ def test_upscale_with_trt_backend(tmp_path, tiny_ckpt):
     frames, _, facts = read_video(tmp_path / "out.mp4")
     assert len(frames) == 3 and frames[0].shape == (96, 128, 3) and facts["streams"] == ["video", "audio"]
     assert any(e.kind == "engine" for e in list_cache())
+
+
+def test_digest_tells_graphs_apart():
+    # same parameters, different residual upscale: different graphs must not share a cached export
+    from vidsr.export import weights_digest
+
+    a = REGISTRY.build("compact", {"scale": 2, "num_feat": 8, "num_conv": 2, "residual": "bicubic"})
+    b = REGISTRY.build("compact", {"scale": 2, "num_feat": 8, "num_conv": 2, "residual": "bilinear"})
+    b.load_state_dict(a.state_dict())
+    assert weights_digest(a) != weights_digest(b)
+    c = REGISTRY.build("compact", {"scale": 2, "num_feat": 8, "num_conv": 2, "residual": "bicubic"})
+    c.load_state_dict(a.state_dict())
+    assert weights_digest(a) == weights_digest(c)

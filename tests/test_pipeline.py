@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from media import make_video, read_video, textured_frame
+
 from vidsr.composite import upscale_background
 from vidsr.io import probe
 from vidsr.mask import ConstantEstimator
@@ -108,3 +108,28 @@ def test_deep_frames_keep_their_precision_through_sr(tmp_path, tiny_ckpt):
     assert len(np.unique(res.image[..., 1])) > 64  # an 8-bit path would leave a handful of levels
     whole = sr_whole(proc.engine, img)
     assert np.abs(res.image.astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_mask_stage_runs_in_its_own_thread(tmp_path, tiny_ckpt):
+    # the estimator scores upcoming frames while the network upscales the current one
+    import threading
+    from dataclasses import dataclass, field
+
+    from vidsr.mask import FocusEstimator
+
+    @dataclass
+    class Recording:
+        threads: list = field(default_factory=list)
+        name: str = "focus"
+
+        def estimate(self, image):
+            self.threads.append(threading.current_thread().name)
+            return FocusEstimator().estimate(image)
+
+    src = make_video(tmp_path / "in.mp4", frames=9, width=72, height=40)
+    est = Recording()
+    report = upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16, mask_every=2),
+                           estimator=est)
+    assert report.frames == 9 and report.mask_passes == 5
+    assert est.threads == ["vidsr-mask"] * 5
+    assert len(read_video(tmp_path / "out.mp4")[0]) == 9

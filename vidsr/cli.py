@@ -49,12 +49,13 @@ _MASK_OPTIONS = [
                       "--focus-point); depth band where the image is sharpest; person segmentation; or a grey "
                       "mask video (white = foreground)."),
     click.option("--depth-model", type=click.Path(path_type=Path), envvar="VIDSR_DEPTH_MODEL", default=None,
-                 help="Depth Anything V2 folder (config.json + *.safetensors) or .onnx file "
+                 help="Depth Anything V2 or DPT/MiDaS folder (config.json + *.safetensors) or .onnx file "
                       "[env VIDSR_DEPTH_MODEL]; see README 'Depth masks'."),
-    click.option("--depth-batch", type=click.IntRange(1, 256), default=4, show_default=True,
-                 help="Anchor frames per depth-network call."),
-    click.option("--depth-size", type=click.IntRange(14, 2044), default=448, show_default=True,
-                 help="Long side of the depth network's input (snapped to multiples of 14; 16:9 -> 252x448)."),
+    click.option("--depth-batch", type=click.IntRange(1, 256), default=None,
+                 help="Anchor frames per depth-network call [default: 4 on CUDA, 1 on CPU]."),
+    click.option("--depth-size", type=click.IntRange(14, 2044), default=None,
+                 help="Long side of the depth network's input, snapped to its multiple [default: 448 for "
+                      "Depth Anything (16:9 -> 252x448); a DPT/MiDaS's square training size]."),
     click.option("--depth-precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True),
     click.option("--focus-point", default=None, metavar="X,Y",
                  help="Focal plane = depth at this point: fractions (0.5,0.4) or pixels (960,400)."),
@@ -73,7 +74,7 @@ def _mask_options(f):
     return f
 
 
-def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int, depth_size: int, depth_precision: str,
+def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, depth_size: int | None, depth_precision: str,
                focus_point: str | None, depth_tolerance: float, device: str):
     from vidsr.estimators import MaskSpec, parse_mask
 
@@ -129,7 +130,7 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int, depth_size
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: str | None, backend: str,
             device: str | None, precision: str | None, batch: int, tile: int, merge: bool | None, bg: str,
-            mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int, depth_size: int, depth_precision: str,
+            mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int | None, depth_size: int | None, depth_precision: str,
             focus_point: str | None, depth_tolerance: float, mask_carry: str | None,
             fg_threshold: float | None, feather: float, full_frame: bool, codec: str, crf: int, preset: str,
             pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, resume: bool,
@@ -326,7 +327,8 @@ def _spool_stdin(path: Path) -> Path:
 @click.option("--device", default="cpu", show_default=True, help="Device of the depth network.")
 @click.option("--crf", type=click.IntRange(0, 63), default=10, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
-def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None, depth_batch: int, depth_size: int,
+def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None, depth_batch: int | None,
+                 depth_size: int | None,
                  depth_precision: str, focus_point: str | None, depth_tolerance: float, mask_carry: str | None,
                  mask_every: int | None, fg_threshold: float | None, feather: float, device: str, crf: int,
                  quiet: bool) -> None:

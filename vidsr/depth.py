@@ -1,20 +1,23 @@
-"""Monocular depth networks: Depth Anything V2 via ``transformers`` or ONNX Runtime.
+"""Monocular depth networks: Depth Anything (V1/V2) and DPT/MiDaS via ``transformers``, or ONNX Runtime.
 
 A depth net takes a list of frames and returns relative *inverse* depth (larger =
 nearer) per frame, at the size the caller asks for. Frames are resized to a reduced
-input size whose sides are multiples of the ViT patch (14 px), normalised with the
-ImageNet statistics, run ``batch`` at a time, and the prediction is upsampled.
+input size that the network's family wants (:class:`DepthFamily`: Depth Anything keeps
+the aspect ratio with sides that are multiples of its 14-px ViT patch; DPT/MiDaS
+releases take a square of their training size), normalised with the family's
+statistics, run ``batch`` at a time, and the prediction is upsampled.
 
 Weights never download: the user gives a local folder (``config.json`` +
-``*.safetensors``, the layout of the official ``Depth-Anything-V2-*-hf`` releases) or a
-``.onnx`` file (see :func:`export_depth_onnx`). ``transformers`` is the ``[depth]``
-extra and is imported only here, when a folder is loaded.
+``*.safetensors``, the layout of the official ``Depth-Anything-V2-*-hf`` and
+``Intel/dpt-*`` releases) or a ``.onnx`` file (see :func:`export_depth_onnx`).
+``transformers`` is the ``[depth]`` extra and is imported only here, when a folder is loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import json
 import os
@@ -33,13 +36,70 @@ if TYPE_CHECKING:
     from torch import nn
 
 PATCH = 14
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "predicted_depth"
 DepthPrecision = Literal["fp32", "bf16"]
+FAMILY_KEY = "vidsr.depth_family"  # ONNX metadata: which family's preprocessing a file wants
 
-WEIGHTS_HELP = ("Depth Anything V2 weights do not ship with vidsr: download a Depth-Anything-V2-*-hf "
+
+@dataclass(frozen=True)
+class DepthFamily:
+    """How one family of depth networks wants its input.
+
+    Args:
+        name: ``model_type`` in the weights' config.json.
+        multiple: input sides are multiples of this (the backbone's patch or stride).
+        square: resize frames to side x side (how the DPT/MiDaS releases were trained)
+            instead of keeping the aspect ratio.
+        side: default long side (or square side) of the input.
+        mean, std: per-channel normalisation of [0, 1] RGB.
+    """
+
+    name: str
+    multiple: int
+    square: bool
+    side: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def input_size(self, height: int, width: int, side: int | None = None) -> tuple[int, int]:
+        """Network input (h, w) for a ``height`` x ``width`` frame."""
+        side = side or self.side
+        m = self.multiple
+        if side < m:
+            raise InputError(f"depth input size must be >= {m}, got {side}")
+        if self.square:
+            s = max(m, int(round(side / m)) * m)
+            return s, s
+        return depth_input_size(height, width, long_side=side, multiple=m)
+
+
+FAMILIES: dict[str, DepthFamily] = {
+    "depth_anything": DepthFamily(name="depth_anything", multiple=PATCH, square=False, side=448,
+                                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    # DPT / MiDaS v3 and v3.1 (Intel/dpt-large, dpt-hybrid-midas, dpt-swinv2-tiny-256, ...); their
+    # image processor normalises with 0.5 / 0.5 and resizes to a square of the training size
+    "dpt": DepthFamily(name="dpt", multiple=32, square=True, side=384, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+}
+
+
+def family_for(config: dict) -> DepthFamily:
+    """The :class:`DepthFamily` of a config.json dict; a DPT's square side is its training size."""
+    kind = config.get("model_type")
+    fam = FAMILIES.get(kind)
+    if fam is None:
+        raise ModelError(f"unsupported depth model type {kind!r} (supported: {', '.join(FAMILIES)})")
+    if fam.name == "dpt":
+        backbone = config.get("backbone_config") or {}
+        size = backbone.get("image_size") or config.get("image_size")
+        if isinstance(size, (list, tuple)):
+            size = max(size)
+        patch = backbone.get("patch_size") or config.get("patch_size") or 16
+        multiple = 32 if backbone else int(patch)  # backbones (Swin, BEiT, BiT) downsample by 32
+        fam = dataclasses.replace(fam, side=int(size or fam.side), multiple=multiple)
+    return fam
+
+WEIGHTS_HELP = ("depth weights do not ship with vidsr: download a Depth-Anything-V2-*-hf (or Intel/dpt-*) "
                 "folder (config.json + model.safetensors) from the official release and pass it with "
                 "--depth-model (see README, 'Depth masks')")
 
@@ -58,40 +118,43 @@ SMALL_CONFIG: dict = {
 }
 
 
-def depth_input_size(height: int, width: int, *, long_side: int = 448) -> tuple[int, int]:
-    """Network input (h, w): long side ``long_side``, aspect kept, both multiples of 14.
+def depth_input_size(height: int, width: int, *, long_side: int = 448, multiple: int = PATCH) -> tuple[int, int]:
+    """Network input (h, w): long side ``long_side``, aspect kept, both multiples of ``multiple``.
 
-    A 16:9 frame gets (252, 448) by default; ``long_side=518`` matches the release's
-    training size (294, 518).
+    A 16:9 frame gets (252, 448) by default; ``long_side=518`` matches the Depth Anything
+    release's training size (294, 518).
     """
-    if long_side < PATCH:
-        raise InputError(f"depth input size must be >= {PATCH}, got {long_side}")
+    if long_side < multiple:
+        raise InputError(f"depth input size must be >= {multiple}, got {long_side}")
     s = long_side / max(height, width)
 
     def snap(v: float) -> int:
-        return max(PATCH, int(round(v / PATCH)) * PATCH)
+        return max(multiple, int(round(v / multiple)) * multiple)
 
     return snap(height * s), snap(width * s)
 
 
-def preprocess(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+def preprocess(images: Sequence[np.ndarray], size: tuple[int, int], *,
+               family: DepthFamily = FAMILIES["depth_anything"]) -> np.ndarray:
     """Frames -> network input.
 
     Args:
         images: each (H, W, 3) uint8 RGB.
-        size: (h, w) input size, multiples of 14.
+        size: (h, w) input size, multiples of ``family.multiple``.
+        family: whose normalisation to use.
     Returns:
-        (B, 3, h, w) float32, ImageNet-normalised.
+        (B, 3, h, w) float32, normalised.
     """
     h, w = size
-    if h % PATCH or w % PATCH:
-        raise InputError(f"depth input size must be a multiple of {PATCH}, got {h}x{w}")
+    if h % family.multiple or w % family.multiple:
+        raise InputError(f"depth input size must be a multiple of {family.multiple}, got {h}x{w}")
+    mean, std = np.array(family.mean, np.float32), np.array(family.std, np.float32)
     out = np.empty((len(images), 3, h, w), np.float32)
     for i, img in enumerate(images):
         check_image(img)
         big = img.shape[0] * img.shape[1] > h * w
         x = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if big else cv2.INTER_CUBIC)
-        x = (x.astype(np.float32) * (1.0 / 255.0) - IMAGENET_MEAN) / IMAGENET_STD
+        x = (x.astype(np.float32) * (1.0 / 255.0) - mean) / std
         out[i] = x.transpose(2, 0, 1)
     return out
 
@@ -109,6 +172,7 @@ class DepthNet(Protocol):
 
     name: str
     batch: int
+    family: DepthFamily  # optional: nets without it get Depth Anything's normalisation
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """Network input (h, w) for frames of this size."""
@@ -135,7 +199,7 @@ def predict(net: DepthNet, images: Sequence[np.ndarray], *, out_size: tuple[int,
     out_size = out_size or (H, W)
     parts = []
     for i in range(0, len(images), max(1, net.batch)):
-        x = preprocess(images[i:i + net.batch], size)
+        x = preprocess(images[i:i + net.batch], size, family=getattr(net, "family", FAMILIES["depth_anything"]))
         parts.append(upsample(net.run(x), out_size))
     return np.concatenate(parts)
 
@@ -174,64 +238,94 @@ def build_depth_anything(config: dict | None = None, *, seed: int | None = 0) ->
     return model.eval()
 
 
+def build_dpt(config: dict, *, seed: int | None = 0) -> nn.Module:
+    """A DPT/MiDaS network with random weights from a config dict (tests, benchmarks); the last
+    conv gets non-negative weights so the output varies instead of sitting at the final ReLU's zero."""
+    torch, transformers = _import_torch_transformers()
+    cfg = transformers.DPTConfig(**{k: v for k, v in copy.deepcopy(config).items() if k != "model_type"})
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = transformers.DPTForDepthEstimation(cfg)
+    last = [m for m in model.head.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.abs_()
+        last.bias.zero_()
+    return model.eval()
+
+
 def _read_config(folder: Path) -> dict:
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
-        raise ModelError(f"{folder} has no config.json: not a Depth Anything weights folder. {WEIGHTS_HELP}")
+        raise ModelError(f"{folder} has no config.json: not a depth weights folder. {WEIGHTS_HELP}")
     try:
         cfg = json.loads(cfg_path.read_text())
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot read {cfg_path}: {e}") from None
     kind = cfg.get("model_type") if isinstance(cfg, dict) else None
-    if kind != "depth_anything":
-        raise ModelError(f"{folder} holds a {kind or 'unknown'!s} model, not Depth Anything "
-                         f"(config.json model_type must be 'depth_anything'). {WEIGHTS_HELP}")
+    if kind not in FAMILIES:
+        raise ModelError(f"{folder} holds a {kind or 'unknown'!s} model, not a depth network vidsr runs "
+                         f"(config.json model_type must be one of: {', '.join(FAMILIES)}). {WEIGHTS_HELP}")
     if not any(folder.glob("*.safetensors")):
         raise ModelError(f"{folder} has config.json but no *.safetensors weights. {WEIGHTS_HELP}")
     return cfg
 
 
-def load_depth_anything(folder: str | os.PathLike) -> nn.Module:
-    """Depth Anything (V1 or V2, any size) from a local folder; never touches the network."""
+def load_depth_folder(folder: str | os.PathLike) -> tuple[nn.Module, DepthFamily]:
+    """A depth network (Depth Anything V1/V2 or DPT/MiDaS, any size) and its family, from a
+    local folder; never touches the network."""
     folder = Path(folder)
-    _read_config(folder)
+    family = family_for(_read_config(folder))
     _, transformers = _import_torch_transformers()
     transformers.utils.logging.disable_progress_bar()
+    cls = (transformers.DepthAnythingForDepthEstimation if family.name == "depth_anything"
+           else transformers.DPTForDepthEstimation)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model, info = transformers.DepthAnythingForDepthEstimation.from_pretrained(
-                str(folder), local_files_only=True, output_loading_info=True, use_safetensors=True)
+            model, info = cls.from_pretrained(str(folder), local_files_only=True, output_loading_info=True,
+                                              use_safetensors=True)
     except (OSError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"cannot load Depth Anything weights from {folder}: {first}") from None
+        raise ModelError(f"cannot load depth weights from {folder}: {first}") from None
     missing = list(info.get("missing_keys") or [])
     mismatched = list(info.get("mismatched_keys") or [])
     if missing or mismatched:
         what = (missing or [m[0] if isinstance(m, tuple) else m for m in mismatched])[:3]
         raise ModelError(f"weights in {folder} do not fit its config.json: {len(missing)} missing and "
                          f"{len(mismatched)} mismatched tensors (e.g. {', '.join(map(str, what))})")
-    return model.eval()
+    return model.eval(), family
+
+
+def load_depth_anything(folder: str | os.PathLike) -> nn.Module:
+    """The network of :func:`load_depth_folder` (any supported family), without its family."""
+    return load_depth_folder(folder)[0]
+
+
+def module_family(model: nn.Module) -> DepthFamily:
+    """The :class:`DepthFamily` of a loaded ``transformers`` depth module (from its config)."""
+    return family_for(model.config.to_dict())
 
 
 @dataclass
 class TorchDepth:
-    """Depth Anything run eagerly with PyTorch.
+    """A ``transformers`` depth network run eagerly with PyTorch.
 
     Args:
-        model: a ``DepthAnythingForDepthEstimation``.
-        long_side: input's long side (snapped to multiples of 14).
+        model: a ``DepthAnythingForDepthEstimation`` or ``DPTForDepthEstimation``.
+        long_side: input's long side, or a DPT's square side (snapped to the family's multiple;
+            None: the family's default, 448 for Depth Anything, the training size for DPT).
         batch: frames per network call.
         precision: fp32, or bf16 (CPU autocast; CUDA too).
         device: cpu, cuda, cuda:N.
     """
 
     model: nn.Module
-    long_side: int = 448
+    long_side: int | None = None
     batch: int = 4
     precision: DepthPrecision = "fp32"
     device: str = "cpu"
-    name: str = "depth-anything-torch"
+    name: str = "depth-torch"
+    family: DepthFamily = FAMILIES["depth_anything"]
 
     def __post_init__(self) -> None:
         import torch
@@ -241,10 +335,11 @@ class TorchDepth:
         if self.precision not in ("fp32", "bf16"):
             raise BackendUnavailable(f"depth precision must be fp32 or bf16, got {self.precision!r}")
         self.model = self.model.to(self.device).eval()
-        self.name = f"depth-anything-torch-{self.device}-{self.precision}"
+        self.family = module_family(self.model)
+        self.name = f"{self.family.name}-torch-{self.device}-{self.precision}"
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
-        return depth_input_size(height, width, long_side=self.long_side)
+        return self.family.input_size(height, width, self.long_side)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -262,15 +357,18 @@ class OrtDepth:
     """A depth ``.onnx`` file run with ONNX Runtime (CPU, or CUDA with the ``[gpu]`` extra).
 
     The input must be (B, 3, H, W); when the file fixes H and W (as :func:`export_depth_onnx`
-    does) frames are resized to them, else ``long_side`` picks the size.
+    does) frames are resized to them, else ``long_side`` picks the size. The file's
+    ``vidsr.depth_family`` metadata (written by :func:`export_depth_onnx`) picks the
+    normalisation; files without it are taken for Depth Anything.
     """
 
     path: Path
-    long_side: int = 448
+    long_side: int | None = None
     batch: int = 4
     threads: int = 0
     device: str = "cpu"
     name: str = "depth-onnx"
+    family: DepthFamily = FAMILIES["depth_anything"]
 
     def __post_init__(self) -> None:
         try:
@@ -304,23 +402,32 @@ class OrtDepth:
         if out_rank not in (3, 4):
             raise ModelError(f"depth ONNX file {self.path}: output has rank {out_rank}, expected (B, H, W)")
         self.input_name = inputs[0].name
+        meta = self.session.get_modelmeta().custom_metadata_map
+        kind = meta.get(FAMILY_KEY, "depth_anything")
+        if kind not in FAMILIES:
+            raise ModelError(f"depth ONNX file {self.path}: unknown {FAMILY_KEY} {kind!r}")
+        self.family = dataclasses.replace(FAMILIES[kind], side=int(meta.get("vidsr.depth_side", FAMILIES[kind].side)),
+                                          multiple=int(meta.get("vidsr.depth_multiple", FAMILIES[kind].multiple)))
         h, w = shape[2], shape[3]
         self.fixed = (h, w) if isinstance(h, int) and isinstance(w, int) else None
-        if self.fixed and (h % PATCH or w % PATCH):
-            raise ModelError(f"depth ONNX file {self.path}: input size {h}x{w} is not a multiple of {PATCH}")
-        self.name = f"depth-onnx-{self.device}"
+        m = self.family.multiple
+        if self.fixed and (h % m or w % m):
+            raise ModelError(f"depth ONNX file {self.path}: input size {h}x{w} is not a multiple of {m}")
+        self.name = f"{self.family.name}-onnx-{self.device}"
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
-        return self.fixed or depth_input_size(height, width, long_side=self.long_side)
+        return self.fixed or self.family.input_size(height, width, self.long_side)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         y = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
         return (y[:, 0] if y.ndim == 4 else y).astype(np.float32, copy=False)
 
 
-def load_depth_net(path: str | os.PathLike | None, *, long_side: int = 448, batch: int = 4,
+def load_depth_net(path: str | os.PathLike | None, *, long_side: int | None = None, batch: int = 4,
                    precision: DepthPrecision = "fp32", device: str = "cpu") -> DepthNet:
-    """A depth net from ``path``: a Depth Anything folder (transformers) or a ``.onnx`` file.
+    """A depth net from ``path``: a Depth Anything or DPT/MiDaS folder (transformers) or a ``.onnx`` file.
+
+    ``long_side``: input long side (square side for DPT); None: the family's default.
 
     Raises:
         ModelError: nothing at ``path``, a folder of another model, weights that do not fit,
@@ -339,23 +446,25 @@ def load_depth_net(path: str | os.PathLike | None, *, long_side: int = 448, batc
         if precision != "fp32":
             raise BackendUnavailable(f"depth precision {precision} is not available for .onnx files (fp32 only)")
         return OrtDepth(path=p, long_side=long_side, batch=batch, device=device)
-    return TorchDepth(model=load_depth_anything(p), long_side=long_side, batch=batch,
+    return TorchDepth(model=load_depth_folder(p)[0], long_side=long_side, batch=batch,
                       precision=precision, device=device)
 
 
 def export_depth_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: tuple[int, int] = (252, 448),
                       opset: int = 17) -> Path:
-    """Export a Depth Anything module to ONNX with a dynamic batch axis and a fixed input size.
+    """Export a depth module to ONNX with a dynamic batch axis and a fixed input size.
 
     The DPT head's resize targets are traced as constants, so H and W are fixed at
-    ``input_size``; :class:`OrtDepth` reads them back from the file.
+    ``input_size``; :class:`OrtDepth` reads them back from the file, and its family (for
+    the normalisation) from the file's metadata.
     """
     import onnx
     import torch
 
     h, w = input_size
-    if h % PATCH or w % PATCH:
-        raise InputError(f"depth input size must be a multiple of {PATCH}, got {h}x{w}")
+    family = module_family(model)
+    if h % family.multiple or w % family.multiple:
+        raise InputError(f"depth input size must be a multiple of {family.multiple}, got {h}x{w}")
     path = Path(path)
     x = torch.rand(1, 3, h, w)
 
@@ -373,11 +482,17 @@ def export_depth_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: 
         torch.onnx.export(_Wrapped(model.eval().cpu().float()), (x,), buf, dynamo=False, opset_version=opset,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
-    onnx.checker.check_model(onnx.load_from_string(buf.getvalue()))
+    proto = onnx.load_from_string(buf.getvalue())
+    for key, value in ((FAMILY_KEY, family.name), ("vidsr.depth_side", str(family.side)),
+                       ("vidsr.depth_multiple", str(family.multiple))):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    data = proto.SerializeToString()
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(buf.getvalue())
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

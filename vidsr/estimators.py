@@ -34,8 +34,10 @@ class MaskSpec:
     Args:
         kind: which estimator; ``file`` reads ``path``, a grey mask video.
         depth_model: Depth Anything folder or ``.onnx`` file (depth kinds).
-        depth_batch: anchor frames per depth-network call.
-        depth_size: long side of the depth network's input (multiple of 14 after snapping).
+        depth_batch: anchor frames per depth-network call; None: 4 on CUDA, 1 on CPU (where a
+            batch barely lowers the cost per frame and makes the mask stage wait for 4 anchors).
+        depth_size: long side of the depth network's input, or a DPT's square side (snapped to the
+            network's multiple); None: 448 for Depth Anything, the training size for DPT/MiDaS.
         depth_precision: fp32 or bf16 (torch only).
         device: cpu or cuda[:N] for the depth network.
         focus_point: ``"x,y"`` (fractions or pixels): the focal plane is the depth there.
@@ -45,8 +47,8 @@ class MaskSpec:
     kind: MaskKind = "focus"
     path: Path | None = None
     depth_model: Path | None = None
-    depth_batch: int = 4
-    depth_size: int = 448
+    depth_batch: int | None = None
+    depth_size: int | None = None
     depth_precision: Literal["fp32", "bf16"] = "fp32"
     device: str = "cpu"
     focus_point: str | None = None
@@ -63,7 +65,14 @@ class MaskSpec:
     @property
     def lookahead(self) -> int:
         """How many anchors the pipeline collects before asking for masks (depth batching)."""
-        return self.depth_batch if self.kind in ("depth", "depth+focus") else 1
+        return self.batch if self.kind in ("depth", "depth+focus") else 1
+
+    @property
+    def batch(self) -> int:
+        """Anchor frames per depth-network call."""
+        if self.depth_batch is not None:
+            return self.depth_batch
+        return 4 if self.device.startswith("cuda") else 1
 
 
 def parse_mask(text: str) -> tuple[MaskKind, Path | None]:
@@ -142,7 +151,7 @@ def build_estimator(spec: MaskSpec, *, frame_size: tuple[int, int] | None = None
         if spec.path is None:
             raise InputError("a file mask needs its path")
         return FileMaskEstimator(path=spec.path)
-    if spec.depth_batch < 1:
+    if spec.depth_batch is not None and spec.depth_batch < 1:
         raise InputError(f"--depth-batch must be >= 1, got {spec.depth_batch}")
     from vidsr.depth import load_depth_net
     from vidsr.focal import DepthMaskEstimator, FocalOptions, parse_focus_point
@@ -154,6 +163,6 @@ def build_estimator(spec: MaskSpec, *, frame_size: tuple[int, int] | None = None
     else:
         focal = FocalOptions(mode="focus" if spec.kind == "depth+focus" else "nearest",
                              tolerance=spec.depth_tolerance)
-    net = load_depth_net(spec.depth_model, long_side=spec.depth_size, batch=spec.depth_batch,
+    net = load_depth_net(spec.depth_model, long_side=spec.depth_size, batch=spec.batch,
                          precision=spec.depth_precision, device=spec.device)
     return DepthMaskEstimator(net=net, focal=focal)

@@ -54,10 +54,18 @@ def export_dir() -> Path:
     return Path.home() / ".cache" / "vidsr" / "export"
 
 
+# Bump when an architecture's forward changes the exported graph (2: residual upscale as a conv),
+# so cached exports and the engines built from them are not reused.
+GRAPH_REVISION = 2
+
+
 def weights_digest(model: nn.Module) -> str:
-    """sha256 over parameter names, shapes and bytes (identifies weights + config)."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
+    """sha256 over the class, :data:`GRAPH_REVISION`, and tensor names, shapes and bytes
+    (parameters and all buffers): identifies weights + config + graph."""
+    h = hashlib.sha256(f"{type(model).__qualname__}/g{GRAPH_REVISION}".encode())
+    tensors = dict(model.state_dict())
+    tensors.update((k, b) for k, b in model.named_buffers() if k not in tensors)
+    for k, v in tensors.items():
         t = v.detach().cpu().contiguous()
         h.update(k.encode())
         h.update(str(tuple(t.shape)).encode())

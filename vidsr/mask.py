@@ -10,7 +10,7 @@ binary mask and resets on scene cuts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence
+from typing import Iterator, Literal, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -235,9 +235,16 @@ class MaskTracker:
     def update_many(self, images: Sequence[np.ndarray]) -> list[MaskFrame]:
         """Masks for the next frames of the stream; when the estimator has ``estimate_batch``,
         the anchor frames among ``images`` are scored in one call."""
+        return list(self.iter_many(images))
+
+    def iter_many(self, images: Sequence[np.ndarray]) -> Iterator[MaskFrame]:
+        """:meth:`update_many` that yields each mask as soon as it is ready (the anchors are
+        scored first, in one call)."""
         batch = getattr(self.estimator, "estimate_batch", None)
         if batch is None or len(images) < 2:
-            return [self.update(im) for im in images]
+            for im in images:
+                yield self.update(im)
+            return
         st = self.state
         prev, since, started, anchors, new_shot = st.thumb, st.since_anchor, st.ema is not None, [], []
         for i, im in enumerate(images):
@@ -249,7 +256,8 @@ class MaskTracker:
                 new_shot.append(reset)
         scores = batch([images[i] for i in anchors], new_shot=new_shot) if anchors else []
         pre = dict(zip(anchors, scores))
-        return [self.update(im, score=pre.get(i)) for i, im in enumerate(images)]
+        for i, im in enumerate(images):
+            yield self.update(im, score=pre.get(i))
 
     def update(self, image: np.ndarray, *, score: np.ndarray | None = None) -> MaskFrame:
         """Mask for the next frame of the stream. ``image``: (H, W, 3) uint8 RGB.

@@ -24,13 +24,31 @@ import numpy as np
 from vidsr.backends import Engine, backend_from_name, create_engine
 from vidsr.composite import BgMethod, blend_tiles, upscale_background
 from vidsr.errors import InputError
-from vidsr.io import (STDIO, DecodeStats, EncodeOptions, Frame, Passthrough, Reader, VideoInfo, VideoWriter,
-                      atomic_output, check_output_path)
+from vidsr.io import (
+    STDIO,
+    DecodeStats,
+    EncodeOptions,
+    Frame,
+    Passthrough,
+    Reader,
+    VideoInfo,
+    VideoWriter,
+    atomic_output,
+    check_output_path,
+)
 from vidsr.mask import FocusEstimator, MaskEstimator, MaskFrame, MaskTracker
 from vidsr.models import resolve_model
-from vidsr.resume import ResumeJob, SegmentStart, Segmenter, fingerprint
+from vidsr.resume import ResumeJob, Segmenter, SegmentStart, fingerprint
 from vidsr.sr import sr_tiles, stitch
-from vidsr.tiling import Tile, TilePlan, mask_support, merge_tiles, plan_tiles, select_tiles, shrink_to_support
+from vidsr.tiling import (
+    Tile,
+    TilePlan,
+    mask_support,
+    merge_tiles,
+    plan_tiles,
+    select_tiles,
+    shrink_to_support,
+)
 
 MERGE_WINDOW_PX = 160_000  # largest merged SR window (LR pixels) on CPU; see benchmarks/README.md
 
@@ -369,6 +387,9 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
                            resumed_frames=job.done_frames if job else 0)
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(maxsize=config.queue_size)
+    # room for a whole mask chunk, so the mask thread scores the next chunk while SR works on this one
+    chunk = max(1, config.mask_lookahead) * config.mask_every
+    q_masked: queue.Queue = queue.Queue(maxsize=max(config.queue_size, chunk))
     q_out: queue.Queue = queue.Queue(maxsize=config.queue_size)
     enc_failure: list[BaseException] = []
     t_start = time.perf_counter()
@@ -396,21 +417,23 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
         if job is None or not job.finished:
             dec = threading.Thread(target=_decode_worker, name="vidsr-decode", daemon=True,
                                    args=(reader, q_in, stop, report.stages, window))
+            msk = threading.Thread(target=_mask_worker, name="vidsr-mask", daemon=True,
+                                   args=(proc, q_in, q_masked, stop, report.stages, segments))
             enc = threading.Thread(target=_encode_worker, name="vidsr-encode", daemon=True,
                                    args=(writers, q_out, stop, enc_failure, report.stages))
-            dec.start()
-            enc.start()
+            threads = (dec, msk, enc)
+            for th in threads:
+                th.start()
             try:
-                _process_loop(proc, q_in, q_out, stop, enc_failure, report, on_frame,
-                              want_mask=mask_tmp is not None, segments=segments)
+                _process_loop(proc, q_masked, q_out, stop, report, on_frame, want_mask=mask_tmp is not None)
                 _put(q_out, _END, stop)
                 enc.join()
                 if enc_failure:
                     raise enc_failure[0]
             finally:
                 stop.set()
-                dec.join()
-                enc.join()
+                for th in threads:
+                    th.join()
         if report.frames == 0 and not report.resumed_frames:
             raise InputError(f"no video frames could be decoded from {input_path}")
         if config.strict and stats.damage:
@@ -436,86 +459,112 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
     return report
 
 
-def _process_loop(proc: FrameProcessor, q_in: queue.Queue, q_out: queue.Queue, stop: threading.Event,
-                  enc_failure: list[BaseException], report: UpscaleReport,
-                  on_frame: Callable[[UpscaleReport], None] | None, *, want_mask: bool,
-                  segments: Segmenter | None = None) -> None:
-    # Frames are handed to the mask tracker ``mask_lookahead x every`` at a time, so the
-    # anchors among them are scored in one estimator call (batched depth); packets that
-    # arrive meanwhile wait with them, keeping file order.
+@dataclass(frozen=True)
+class _Masked:
+    frame: Frame
+    mask: MaskFrame | None
+
+
+def _mask_worker(proc: FrameProcessor, inbox: queue.Queue, out: queue.Queue, stop: threading.Event,
+                 timings: dict[str, float], segments: Segmenter | None = None) -> None:
+    """The mask stage in its own thread: decoded items in, ``_Masked`` frames (and the packets
+    and segment starts between them) out, in file order.
+
+    Frames go to the tracker ``mask_lookahead x every`` at a time, so the anchors among them are
+    scored in one estimator call (batched depth); packets that arrive meanwhile wait with them.
+    While the network upscales one frame, this thread already scores the next ones.
+    """
     chunk = 1 if proc.full_frame else proc.mask_lookahead * proc.tracker.every
     pending: list[Frame | Passthrough] = []
     warm: list[np.ndarray] = []  # warm-up frames (FrameWindow): through the mask tracker only
-    while True:
-        item = _get(q_in, stop)
-        if isinstance(item, _Failure):
-            raise item.exc
-        if isinstance(item, _Warmup):
-            warm.append(item.frame.image)
-            if len(warm) < chunk:
+
+    def track(images: list[np.ndarray]) -> Iterator[MaskFrame | None]:
+        if proc.full_frame:
+            yield from [None] * len(images)
+            return
+        masks = proc.tracker.iter_many([to_uint8(im) for im in images])
+        while True:
+            t = time.perf_counter()
+            mask = next(masks, None)
+            timings["mask"] += time.perf_counter() - t
+            if mask is None:
+                return
+            yield mask
+
+    def flush() -> bool:
+        masks = track([p.image for p in pending if isinstance(p, Frame)])
+        for p in pending:  # each frame leaves as soon as its mask is ready
+            if not _put(out, _Masked(p, next(masks)) if isinstance(p, Frame) else p, stop):
+                return False
+        pending.clear()
+        return True
+
+    try:
+        while True:
+            item = _get(inbox, stop)
+            if isinstance(item, _Failure):
+                _put(out, item, stop)
+                return
+            if isinstance(item, _Warmup):
+                warm.append(item.frame.image)
+                if len(warm) >= chunk:
+                    for _ in track(warm):
+                        pass
+                    warm = []
                 continue
-        if warm and (len(warm) >= chunk or not isinstance(item, _Warmup)):
-            if not proc.full_frame:
-                t = time.perf_counter()
-                proc.tracker.update_many([to_uint8(im) for im in warm])
-                report.stages["mask"] += time.perf_counter() - t
-            warm = []
-        if isinstance(item, _Warmup):
-            continue
-        if item is not _END:
+            if warm:
+                for _ in track(warm):
+                    pass
+                warm = []
+            if item is _END:
+                if flush():
+                    _put(out, _END, stop)
+                return
             if segments is not None and isinstance(item, Frame) and segments.starts(item):
                 # a resumable segment starts: finish the frames before it, restart the mask
-                if pending and not _emit(proc, pending, q_out, stop, report, on_frame, want_mask=want_mask):
-                    break
-                pending = []
+                if not flush():
+                    return
                 segments.reset_tracker(proc)
-                if not _put(q_out, SegmentStart(item.pts), stop):
-                    break
+                if not _put(out, SegmentStart(item.pts), stop):
+                    return
             if not pending and isinstance(item, Passthrough):
-                if not _put(q_out, item, stop):
-                    break
+                if not _put(out, item, stop):
+                    return
                 continue
             pending.append(item)
-            if sum(not isinstance(p, Passthrough) for p in pending) < chunk:
-                continue
-        if not _emit(proc, pending, q_out, stop, report, on_frame, want_mask=want_mask):
-            break
-        pending = []
+            if sum(not isinstance(p, Passthrough) for p in pending) >= chunk and not flush():
+                return
+    except BaseException as e:  # handed to the main thread, which re-raises it
+        _put(out, _Failure(e), stop)
+
+
+def _process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, stop: threading.Event,
+                  report: UpscaleReport, on_frame: Callable[[UpscaleReport], None] | None, *,
+                  want_mask: bool) -> None:
+    """SR + composite of each masked frame, in this (the calling) thread; packets pass through."""
+    n_pixels = proc.plan.height * proc.plan.width
+    while True:
+        item = _get(inbox, stop)
+        if isinstance(item, _Failure):
+            raise item.exc
         if item is _END:
             return
-    if enc_failure:
-        raise enc_failure[0]
-
-
-def _emit(proc: FrameProcessor, items: list[Frame | Passthrough], q_out: queue.Queue, stop: threading.Event,
-          report: UpscaleReport, on_frame: Callable[[UpscaleReport], None] | None, *, want_mask: bool) -> bool:
-    """Process and send ``items`` in order; False when stopped."""
-    frames = [it for it in items if not isinstance(it, Passthrough)]
-    masks: list[MaskFrame | None] = [None] * len(frames)
-    if len(frames) > 1 and not proc.full_frame:
-        t = time.perf_counter()
-        masks = list(proc.tracker.update_many([to_uint8(f.image) for f in frames]))
-        report.stages["mask"] += time.perf_counter() - t
-    next_mask = iter(masks)
-    n_pixels = proc.plan.height * proc.plan.width
-    for item in items:
-        if isinstance(item, Passthrough):
+        if not isinstance(item, _Masked):  # packets and segment starts
             if not _put(q_out, item, stop):
-                return False
+                return
             continue
-        result = proc.process(item.image, report.stages, mask=next(next_mask))
+        result = proc.process(item.frame.image, report.stages, mask=item.mask)
         out, mask = result.image, result.mask
         mask_img = None
         if want_mask:
             h, w = out.shape[:2]
-            alpha = mask.alpha if mask is not None else np.ones(item.image.shape[:2], np.float32)
+            alpha = mask.alpha if mask is not None else np.ones(item.frame.image.shape[:2], np.float32)
             mask_img = (cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR) * 255 + 0.5).astype(np.uint8)
-        if not _put(q_out, (out, item, mask_img), stop):
-            return False
+        if not _put(q_out, (out, item.frame, mask_img), stop):
+            return
         report.frames += 1
         report.pixels_total += n_pixels
         report.pixels_sr += sum(w.core_pixels for w in result.windows)
         report.fg_fraction_sum += mask.fg_fraction if mask is not None else 1.0
         if on_frame is not None:
             on_frame(report)
-    return True

@@ -229,14 +229,15 @@ def dataset_group() -> None:
 @click.option("--depth-model", type=click.Path(exists=True, path_type=Path), default=None,
               help="Depth Anything folder or .onnx: grey panel = inverse depth, mask = in-focus depth band. "
                    "Default: the weight-free focus map.")
-@click.option("--depth-size", type=int, default=448, show_default=True, help="Depth network input long side.")
+@click.option("--depth-size", type=int, default=None,
+              help="Depth network input long side [default: 448 for Depth Anything, a DPT's training size].")
 @click.option("--focus-floor", type=float, default=1e-3, show_default=True,
               help="Focus map floor: higher keeps grain in smooth bokeh/sky from scoring as sharp.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Worker processes.")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in --out.")
 def dataset_build_command(sources: tuple[Path, ...], out: Path, every: int, select: str, max_frames: int | None,
                           long_side: int | None, test_fraction: float, test_sources: tuple[str, ...], seed: int,
-                          depth_model: Path | None, depth_size: int, focus_floor: float, workers: int,
+                          depth_model: Path | None, depth_size: int | None, focus_floor: float, workers: int,
                           overwrite: bool) -> None:
     """Frames of videos (and photos) -> one RGB | depth | masked-RGB image per sample + manifest."""
     try:

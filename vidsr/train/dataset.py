@@ -64,8 +64,8 @@ class BuildConfig:
         test_sources: glob patterns on source names/paths; when given, exactly the matching
             sources are the test split (``test_fraction`` is not used).
         seed: salts the split hash.
-        depth_model: Depth Anything folder or ``.onnx`` file; None = focus map.
-        depth_size: long side of the depth network's input.
+        depth_model: depth weights folder (Depth Anything, DPT/MiDaS) or ``.onnx`` file; None = focus map.
+        depth_size: long side of the depth network's input (None: the network's default).
         depth_tolerance: half-width of the in-focus depth band (normalised inverse depth).
         mask_max_side: working resolution of the map and mask.
         focus_floor: the focus map's ``floor`` (:func:`vidsr.mask.focus_score`). Higher than the
@@ -85,7 +85,7 @@ class BuildConfig:
     test_sources: tuple[str, ...] = ()
     seed: int = 0
     depth_model: Path | None = None
-    depth_size: int = 448
+    depth_size: int | None = None
     depth_tolerance: float = 0.15
     mask_max_side: int = 480
     focus_floor: float = 1e-3
@@ -358,7 +358,7 @@ def _init_worker(root: str, config: dict) -> None:
     if config["depth_model"] not in (None, "None"):
         from vidsr.depth import load_depth_net
 
-        _WORKER["net"] = load_depth_net(config["depth_model"], long_side=int(config["depth_size"]), batch=1)
+        _WORKER["net"] = load_depth_net(config["depth_model"], long_side=config["depth_size"], batch=1)
 
 
 def _work(job: _Job) -> SampleInfo:
