@@ -42,17 +42,17 @@ def test_mask_command_writes_an_aligned_grey_video(tmp_path):
 
 
 def test_depth_mask_command_and_upscale(tmp_path, tiny_depth_folder, tiny_ckpt):
-    src = make_video(tmp_path / "in.mp4", frames=10, width=96, height=64)
+    src = make_video(tmp_path / "in.mp4", frames=18, width=96, height=64)
     r = _run("mask", src, "-o", tmp_path / "mask.mp4", "--mask", "depth+focus", "--depth-model", tiny_depth_folder,
              "--depth-size", "56", "--depth-batch", "2")
     assert r.exit_code == 0, r.output
-    assert "10 frames" in r.output and "2 depth+focus passes" in r.output  # every 8: frames 0 and 8
+    assert "18 frames" in r.output and "2 depth+focus passes" in r.output  # every 16: frames 0 and 16
     r = _run("upscale", src, "-o", tmp_path / "out.mp4", "--model", tiny_ckpt, "--tile", "16", "--mask", "depth",
              "--depth-model", tiny_depth_folder, "--depth-size", "56", "--focus-point", "0.5,0.5",
              "--mask-every", "3", "--save-mask", tmp_path / "m.mp4")
     assert r.exit_code == 0, r.output
-    assert "4 depth passes" in r.output
-    assert len(read_video(tmp_path / "out.mp4")[0]) == 10 == len(read_video(tmp_path / "m.mp4")[0])
+    assert "6 depth passes" in r.output  # every 3 of 18 frames
+    assert len(read_video(tmp_path / "out.mp4")[0]) == 18 == len(read_video(tmp_path / "m.mp4")[0])
 
 
 @pytest.mark.parametrize("args,message", [

@@ -102,7 +102,7 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 @click.option("--bg", type=click.Choice(["bicubic", "lanczos", "bilinear"]), default="bicubic", show_default=True,
               help="Background upscale.")
 @click.option("--mask-every", type=click.IntRange(1, 1000), default=None,
-              help="Recompute the mask every N frames (and on cuts) [default: 2; 8 for depth; 1 for a mask file].")
+              help="Recompute the mask every N frames (and on cuts) [default: 2; 16 for depth; 1 for a mask file].")
 @_mask_options
 @click.option("--fg-threshold", type=click.FloatRange(0, 1), default=None,
               help="Fixed focus-score threshold [default: Otsu].")
@@ -320,7 +320,7 @@ def _spool_stdin(path: Path) -> Path:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Grey mask video (.mp4, .mkv).")
 @_mask_options
 @click.option("--mask-every", type=click.IntRange(1, 1000), default=None,
-              help="Recompute the mask every N frames (and on cuts) [default: 2; 8 for depth; 1 for a mask file].")
+              help="Recompute the mask every N frames (and on cuts) [default: 2; 16 for depth; 1 for a mask file].")
 @click.option("--fg-threshold", type=click.FloatRange(0, 1), default=None, help="Fixed score threshold.")
 @click.option("--feather", type=click.FloatRange(0, 64), default=4.0, show_default=True,
               help="Mask feather radius (mask working px).")

@@ -22,8 +22,8 @@ MaskKind = Literal["focus", "depth", "depth+focus", "person", "file"]
 MASK_KINDS = ("focus", "depth", "depth+focus", "person")
 
 # Anchor spacing and carry per kind when the user gives no --mask-every / --mask-carry.
-# Depth is the expensive one: run it every 8th frame and warp the mask along optical flow.
-DEFAULT_EVERY = {"focus": 2, "person": 2, "depth": 8, "depth+focus": 8, "file": 1}
+# Depth is the expensive one: run it every 16th frame (benchmarks/depth_cpu.py) and warp the mask along optical flow.
+DEFAULT_EVERY = {"focus": 2, "person": 2, "depth": 16, "depth+focus": 16, "file": 1}
 DEFAULT_CARRY = {"focus": "hold", "person": "hold", "depth": "flow", "depth+focus": "flow", "file": "hold"}
 
 
