@@ -211,3 +211,26 @@ def test_dpt_midas_folder_loads_and_runs_at_its_square_training_size(config, mul
     ort_net = load_depth_net(path, batch=3)
     assert isinstance(ort_net, OrtDepth) and ort_net.family.name == "dpt" and ort_net.input_size(90, 160) == (64, 64)
     np.testing.assert_allclose(predict(ort_net, frames), many, atol=1e-3 * np.abs(many).max())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_depth_runs_on_its_own_stream_and_matches_cpu(tiny_model):
+    import threading
+
+    import torch
+
+    net = TorchDepth(model=build_depth_anything(TINY, seed=0), long_side=98, device="cuda")
+    assert net._stream is not None and net._stream != torch.cuda.default_stream()
+    frames = _frames(3)
+    ref = predict(TorchDepth(model=tiny_model, long_side=98), frames)
+    # depth in a thread (as the mask stage) while this thread keeps the default stream busy
+    out = {}
+    worker = threading.Thread(target=lambda: out.setdefault("d", predict(net, frames)))
+    a = torch.rand(2048, 2048, device="cuda")
+    worker.start()
+    for _ in range(20):
+        a = a @ a / 2048
+    worker.join()
+    torch.cuda.synchronize()
+    np.testing.assert_allclose(out["d"], ref, atol=2e-3 * np.abs(ref).max())

@@ -335,6 +335,9 @@ class TorchDepth:
         if self.precision not in ("fp32", "bf16"):
             raise BackendUnavailable(f"depth precision must be fp32 or bf16, got {self.precision!r}")
         self.model = self.model.to(self.device).eval()
+        # on CUDA, depth gets its own stream: the mask thread's passes overlap the SR loop's work,
+        # which runs on the default stream in another thread
+        self._stream = torch.cuda.Stream(device=self.device) if self.device.startswith("cuda") else None
         self.family = module_family(self.model)
         self.name = f"{self.family.name}-torch-{self.device}-{self.precision}"
 
@@ -344,12 +347,13 @@ class TorchDepth:
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
         amp = (torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
                if self.precision == "bf16" else contextlib.nullcontext())
-        with torch.inference_mode(), amp:
+        stream = torch.cuda.stream(self._stream) if self._stream is not None else contextlib.nullcontext()
+        with stream, torch.inference_mode(), amp:
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
             y = self.model(pixel_values=x).predicted_depth
-        return y.float().cpu().numpy()
+            return y.float().cpu().numpy()  # the copy waits for this stream only
 
 
 @dataclass
