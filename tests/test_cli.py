@@ -127,3 +127,20 @@ def test_sample_command_writes_a_clip_with_audio(tmp_path):
     frames, pts, facts = read_video(tmp_path / "s.mp4")
     assert len(frames) == 15 and frames[0].shape == (180, 320, 3)
     assert facts["streams"] == ["video", "audio"]
+
+
+def test_merged_and_fixed_tiles_give_the_same_video(tmp_path, tiny_ckpt):
+    # --no-merge runs the fixed 16-px tiles (as GPUs do); merged rectangles must not change the output
+    import numpy as np
+
+    src = make_video(tmp_path / "in.mp4", frames=6, width=96, height=64)
+    outs = []
+    for flag in ("--merge", "--no-merge"):
+        out = tmp_path / f"out{flag}.mkv"
+        r = _run("upscale", src, "-o", out, "--model", tiny_ckpt, "--tile", "16", "--crf", "0",
+                 "--preset", "ultrafast", flag, "-q")
+        assert r.exit_code == 0, r.output
+        outs.append(read_video(out)[0])
+    assert len(outs[0]) == len(outs[1]) == 6
+    for a, b in zip(*outs):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
