@@ -69,3 +69,19 @@ def test_mask_option_errors(tmp_path, args, message, monkeypatch):
     assert r.exit_code != 0
     assert message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "mask.mp4").exists()
+
+
+def test_dpt_midas_folder_drives_the_depth_mask(tmp_path):
+    pytest.importorskip("transformers")
+    from test_depth import TINY_DPT_SWIN
+    from vidsr.depth import build_dpt
+
+    folder = tmp_path / "tiny-dpt"
+    build_dpt(TINY_DPT_SWIN).save_pretrained(folder)
+    src = make_video(tmp_path / "in.mp4", frames=5, width=96, height=64)
+    r = _run("mask", src, "-o", tmp_path / "mask.mp4", "--mask", "depth", "--depth-model", folder,
+             "--focus-point", "0.5,0.5", "--mask-every", "2")
+    assert r.exit_code == 0, r.output
+    assert "5 frames" in r.output and "3 depth passes" in r.output
+    frames, _, _ = read_video(tmp_path / "mask.mp4")
+    assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
