@@ -132,6 +132,21 @@ def test_cli_export_depth_model(tmp_path):
     assert OrtDepth(path=path).fixed == (56, 84)
 
 
+def test_export_dpt_depth_defaults_to_its_square_training_size(tmp_path):
+    pytest.importorskip("transformers")
+    from test_depth import TINY_DPT_SWIN
+    from vidsr.depth import OrtDepth, build_dpt
+
+    build_dpt(TINY_DPT_SWIN).save_pretrained(tmp_path / "dpt-tiny")
+    r = _run("export", "--depth-model", tmp_path / "dpt-tiny", "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    (path,) = (tmp_path / "out").glob("depth-dpt-tiny-64x64-op17-*.onnx")
+    net = OrtDepth(path=path)
+    assert net.fixed == (64, 64) and net.family.name == "dpt"
+    r = _run("export", "--depth-model", tmp_path / "dpt-tiny", "--depth-size", "56x84", "-o", tmp_path / "out")
+    assert r.exit_code != 0 and "multiple of 32" in r.output
+
+
 # ----------------------------------------------------------------------------- shapes, profiles, cache keys
 
 

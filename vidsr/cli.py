@@ -511,7 +511,9 @@ def _format_size(n: int) -> str:
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None, help="[default: the model's]")
 @click.option("--depth-model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Also export a Depth Anything weights folder to ONNX (needs the [depth] extra).")
-@click.option("--depth-size", default="252x448", show_default=True, help="Depth ONNX input HxW (multiples of 14).")
+@click.option("--depth-size", default=None,
+              help="Depth ONNX input HxW, multiples of the network's patch [default: 252x448 for Depth Anything "
+                   "(16:9), the square training size for DPT/MiDaS].")
 @click.option("--onnx", "onnx_only", is_flag=True, help="ONNX only (the default when --trt is not given).")
 @click.option("--trt", is_flag=True, help="Also build a TensorRT engine (needs the [trt] extra and an NVIDIA GPU).")
 @click.option("--fp16/--fp32", "fp16", default=True, show_default=True, help="TensorRT engine precision.")
@@ -555,15 +557,16 @@ def export_command(model: str | None, scale: str | None, depth_model: Path | Non
     if onnx_only and trt:
         _fail("give --onnx or --trt, not both (--trt writes the ONNX file too)")
     if depth_model is not None:
-        from vidsr.depth import load_depth_anything
+        from vidsr.depth import load_depth_folder
         from vidsr.export import export_depth_checked
 
+        depth_net, family = load_depth_folder(depth_model)
         try:
-            dh, dw = (int(v) for v in depth_size.lower().split("x"))
+            dh, dw = ((int(v) for v in depth_size.lower().split("x")) if depth_size
+                      else family.input_size(1080, 1920))
         except ValueError:
             _fail(f"--depth-size must look like 252x448, got {depth_size!r}")
-        d = export_depth_checked(load_depth_anything(depth_model), name=depth_model.name, folder=folder,
-                                 input_size=(dh, dw), opset=opset)
+        d = export_depth_checked(depth_net, name=depth_model.name, folder=folder, input_size=(dh, dw), opset=opset)
         click.echo(f"depth onnx: {d.path} (opset {d.opset}, dynamic batch, {dh}x{dw}, "
                    f"{_format_size(d.path.stat().st_size)}); max error vs torch {d.max_abs_error:.2e} "
                    "of the depth range")
