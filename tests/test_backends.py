@@ -68,3 +68,14 @@ def test_unavailable_backends_say_why():
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(BackendUnavailable, match=r"\[gpu\]"):
             create_engine(model, desc, OrtBackend(device="cuda"))
+
+
+def test_cpu_engine_keeps_the_heap_once_per_process():
+    import sys
+
+    from vidsr.backends import malloc
+
+    first = malloc.keep_heap()
+    assert malloc.keep_heap() is first  # set once; later calls report the same
+    if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
+        assert first is True

@@ -133,3 +133,16 @@ def test_mask_stage_runs_in_its_own_thread(tmp_path, tiny_ckpt):
     assert report.frames == 9 and report.mask_passes == 5
     assert est.threads == ["vidsr-mask"] * 5
     assert len(read_video(tmp_path / "out.mp4")[0]) == 9
+
+
+def test_a_failing_mask_stage_fails_the_run_without_output(tmp_path, tiny_ckpt):
+    class Broken:
+        name = "focus"
+
+        def estimate(self, image):
+            raise RuntimeError("estimator broke")
+
+    src = make_video(tmp_path / "in.mp4", frames=5, width=72, height=40)
+    with pytest.raises(RuntimeError, match="estimator broke"):
+        upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16), estimator=Broken())
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*vidsr-*"))
