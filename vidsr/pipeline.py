@@ -51,6 +51,7 @@ from vidsr.tiling import (
 )
 
 MERGE_WINDOW_PX = 160_000  # largest merged SR window (LR pixels) on CPU; see benchmarks/README.md
+MASKED_QUEUE_BYTES = 512 << 20  # decoded frames the mask thread may keep ahead of SR
 
 
 @dataclass(frozen=True)
@@ -388,8 +389,10 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(maxsize=config.queue_size)
     # room for a whole mask chunk, so the mask thread scores the next chunk while SR works on this one
+    # (within MASKED_QUEUE_BYTES of decoded frames, so big frames do not pile up)
     chunk = max(1, config.mask_lookahead) * config.mask_every
-    q_masked: queue.Queue = queue.Queue(maxsize=max(config.queue_size, chunk))
+    frame_bytes = max(1, info.width * info.height * 3 * 2)  # up to 16 bits per sample
+    q_masked: queue.Queue = queue.Queue(maxsize=max(config.queue_size, min(chunk, MASKED_QUEUE_BYTES // frame_bytes)))
     q_out: queue.Queue = queue.Queue(maxsize=config.queue_size)
     enc_failure: list[BaseException] = []
     t_start = time.perf_counter()
