@@ -7,7 +7,7 @@ import torch
 from vidsr.arch import REGISTRY, describe
 from vidsr.backends import TorchBackend, create_engine
 from vidsr.sr import sr_tiles, sr_whole, stitch
-from vidsr.tiling import merge_tiles, plan_tiles, select_tiles
+from vidsr.tiling import mask_support, merge_tiles, plan_tiles, select_tiles
 
 
 @pytest.mark.parametrize("h,w,tile,pad", [(48, 64, 16, 4), (97, 161, 32, 6), (20, 30, 64, 6), (50, 70, 24, 30)])
@@ -56,13 +56,14 @@ def test_too_little_overlap_shows_seams():
 def test_select_tiles():
     plan = plan_tiles(64, 64, tile=16, pad=4)
     alpha = np.zeros((64, 64), np.float32)
-    assert select_tiles(plan, alpha) == []
+    assert select_tiles(plan, mask_support(alpha)) == []
     alpha[20, 20] = 0.5  # inside tile (1, 1) only
-    assert [(plan.tiles[i].y0, plan.tiles[i].x0) for i in select_tiles(plan, alpha)] == [(16, 16)]
+    assert [(plan.tiles[i].y0, plan.tiles[i].x0) for i in select_tiles(plan, mask_support(alpha))] == [(16, 16)]
     alpha[:] = 0
     alpha[31, 20] = 1.0  # at a core edge: the one-pixel growth reaches the next tile row
-    assert sorted((plan.tiles[i].y0, plan.tiles[i].x0) for i in select_tiles(plan, alpha)) == [(16, 16), (32, 16)]
-    assert len(select_tiles(plan, np.ones((64, 64), np.float32))) == len(plan)
+    selected = select_tiles(plan, mask_support(alpha))
+    assert sorted((plan.tiles[i].y0, plan.tiles[i].x0) for i in selected) == [(16, 16), (32, 16)]
+    assert len(select_tiles(plan, mask_support(np.ones((64, 64), np.float32)))) == len(plan)
 
 
 def _cover(h, w, tiles):
@@ -94,7 +95,7 @@ def test_merging_saves_window_pixels():
     plan = plan_tiles(540, 960, tile=64, pad=8)
     alpha = np.zeros((540, 960), np.float32)
     alpha[100:420, 300:620] = 1.0  # a subject-sized block
-    indices = select_tiles(plan, alpha)
+    indices = select_tiles(plan, mask_support(alpha))
     tiles_px = sum(plan.tiles[i].window_pixels for i in indices)
     merged_px = sum(r.window_pixels for r in merge_tiles(plan, indices, max_window_px=160_000))
     assert merged_px < 0.75 * tiles_px
@@ -113,7 +114,7 @@ def test_merged_sr_equals_whole_frame_sr(arch, cfg):
     alpha = np.zeros((h, w), np.float32)
     alpha[10:40, 5:50] = 1.0
     alpha[45:50, 70:80] = 1.0
-    indices = select_tiles(plan, alpha)
+    indices = select_tiles(plan, mask_support(alpha))
     regions = merge_tiles(plan, indices, max_window_px=1500)
     assert 1 < len(regions) < len(indices)
     whole = sr_whole(engine, img)

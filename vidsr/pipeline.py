@@ -171,13 +171,13 @@ class FrameProcessor:
     mask_lookahead: int = 1
     merge_px: int | None = None  # merge selected tiles into windows of at most this many LR pixels
 
-    def windows(self, indices: list[int], alpha: np.ndarray | None = None) -> list[Tile]:
+    def windows(self, indices: list[int], support: np.ndarray | None = None) -> list[Tile]:
         """The SR windows for the selected tile ``indices``: the tiles themselves, or (``merge_px``)
-        merged rectangles shrunk to the support of ``alpha`` (the LR mask) when it is given."""
+        merged rectangles shrunk to ``support`` (:func:`mask_support` of the LR mask) when given."""
         if self.merge_px is None:
             return [self.plan.tiles[i] for i in indices]
         regions = merge_tiles(self.plan, indices, max_window_px=self.merge_px)
-        return regions if alpha is None else shrink_to_support(self.plan, regions, mask_support(alpha))
+        return regions if support is None else shrink_to_support(self.plan, regions, support)
 
     def process(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None = None) -> FrameResult:
         """SR one (H, W, 3) uint8 LR frame; adds seconds per stage to ``timings``.
@@ -198,8 +198,9 @@ class FrameProcessor:
             return FrameResult(image=out, mask=None, tiles=indices, windows=windows)
         t0 = time.perf_counter()
         mask = mask if mask is not None else self.tracker.update(to_uint8(image))
-        indices = select_tiles(self.plan, mask.alpha)
-        windows = self.windows(indices, mask.alpha)
+        support = mask_support(mask.alpha)
+        indices = select_tiles(self.plan, support)
+        windows = self.windows(indices, support)
         t1 = time.perf_counter()
         tiles = sr_tiles(self.engine, image, windows, batch=self.batch) if windows else []
         t2 = time.perf_counter()

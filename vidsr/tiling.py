@@ -98,14 +98,13 @@ def mask_support(alpha: np.ndarray) -> np.ndarray:
     return cv2.dilate(on, np.ones((3, 3), np.uint8)) if on.any() else on
 
 
-def select_tiles(plan: TilePlan, alpha: np.ndarray) -> list[int]:
-    """Indices of tiles whose core touches ``alpha`` > 0 (grown by one pixel, see :func:`mask_support`)."""
-    if alpha.shape != (plan.height, plan.width):
-        raise ValueError(f"alpha shape {alpha.shape} != plan {(plan.height, plan.width)}")
-    on = mask_support(alpha)
-    if not on.any():
+def select_tiles(plan: TilePlan, support: np.ndarray) -> list[int]:
+    """Indices of tiles whose core touches ``support`` (:func:`mask_support` of the LR alpha)."""
+    if support.shape != (plan.height, plan.width):
+        raise ValueError(f"mask shape {support.shape} != plan {(plan.height, plan.width)}")
+    if not support.any():
         return []
-    integral = cv2.integral(on)
+    integral = cv2.integral(support)
     return [i for i, t in enumerate(plan.tiles)
             if integral[t.y1, t.x1] - integral[t.y0, t.x1] - integral[t.y1, t.x0] + integral[t.y0, t.x0] > 0]
 
@@ -123,19 +122,21 @@ def shrink_to_support(plan: TilePlan, regions: list[Tile], support: np.ndarray) 
         rows, cols = np.flatnonzero(sub.any(axis=1)), np.flatnonzero(sub.any(axis=0))
         if rows.size == 0:
             continue
-        y0, y1 = r.y0 + int(rows[0]), r.y0 + int(rows[-1]) + 1
-        x0, x1 = r.x0 + int(cols[0]), r.x0 + int(cols[-1]) + 1
-        out.append(Tile(y0=y0, x0=x0, y1=y1, x1=x1, wy=max(0, y0 - plan.pad), wx=max(0, x0 - plan.pad),
-                        wy1=min(plan.height, y1 + plan.pad), wx1=min(plan.width, x1 + plan.pad)))
+        out.append(_core(plan, r.y0 + int(rows[0]), r.x0 + int(cols[0]),
+                         r.y0 + int(rows[-1]) + 1, r.x0 + int(cols[-1]) + 1))
     return out
 
 
-def _region(plan: TilePlan, r0: int, r1: int, c0: int, c1: int) -> Tile:
-    """Tiles ``rows r0..r1 x cols c0..c1`` (inclusive) as one core; window = core + pad, clipped to the frame."""
-    first, last = plan.tiles[r0 * plan.cols + c0], plan.tiles[r1 * plan.cols + c1]
-    y0, x0, y1, x1 = first.y0, first.x0, last.y1, last.x1
+def _core(plan: TilePlan, y0: int, x0: int, y1: int, x1: int) -> Tile:
+    """Core ``[y0:y1, x0:x1]`` with the window grown by ``plan.pad`` and clipped to the frame."""
     return Tile(y0=y0, x0=x0, y1=y1, x1=x1, wy=max(0, y0 - plan.pad), wx=max(0, x0 - plan.pad),
                 wy1=min(plan.height, y1 + plan.pad), wx1=min(plan.width, x1 + plan.pad))
+
+
+def _region(plan: TilePlan, r0: int, r1: int, c0: int, c1: int) -> Tile:
+    """Tiles ``rows r0..r1 x cols c0..c1`` (inclusive) as one core (see :func:`_core`)."""
+    first, last = plan.tiles[r0 * plan.cols + c0], plan.tiles[r1 * plan.cols + c1]
+    return _core(plan, first.y0, first.x0, last.y1, last.x1)
 
 
 def merge_tiles(plan: TilePlan, indices: list[int], *, max_window_px: int) -> list[Tile]:
