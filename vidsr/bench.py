@@ -32,7 +32,7 @@ from vidsr.errors import BackendUnavailable, InputError, VidsrError
 from vidsr.io import EncodeOptions, Frame, probe, read_items
 from vidsr.mask import FocusEstimator, MaskEstimator, MaskTracker
 from vidsr.models import resolve_model
-from vidsr.pipeline import MERGE_WINDOW_PX, FrameProcessor
+from vidsr.pipeline import FrameProcessor, merge_window_px
 from vidsr.tiling import plan_tiles
 
 STAGES = ("decode", "mask", "sr", "background", "composite", "encode")
@@ -221,7 +221,7 @@ def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decod
             res.status, res.reason = "unavailable", str(e)
             return res
         plan = plan_tiles(h, w, tile=config.tile, pad=desc.receptive_radius)
-        merge_px = MERGE_WINDOW_PX if device == "cpu" and bname != "trt" and config.merge else None
+        merge_px = merge_window_px(device=device, backend=bname) if config.merge else None
     _reset_peak_rss()
     per_repeat: dict[str, list[float]] = defaultdict(list)  # mean ms/frame of each stage, per repeat
     walls: list[float] = []

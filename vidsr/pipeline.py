@@ -54,6 +54,14 @@ MERGE_WINDOW_PX = 160_000  # largest merged SR window (LR pixels) on CPU; see be
 MASKED_QUEUE_BYTES = 512 << 20  # decoded frames the mask thread may keep ahead of SR
 
 
+def merge_window_px(*, device: str, backend: str, merge: bool | None = None) -> int | None:
+    """The merged-window cap for an engine, or None for fixed tiles. ``merge`` None: merge on CPU
+    (not with TensorRT, whose profile is sized for the fixed tiles)."""
+    if merge is None:
+        merge = device == "cpu" and backend != "trt"
+    return MERGE_WINDOW_PX if merge else None
+
+
 @dataclass(frozen=True)
 class UpscaleConfig:
     """Everything ``vidsr upscale`` can be told. Defaults are the benchmarked ones."""
@@ -170,6 +178,11 @@ class FrameProcessor:
     full_frame: bool = False
     mask_lookahead: int = 1
     merge_px: int | None = None  # merge selected tiles into windows of at most this many LR pixels
+
+    @property
+    def mask_chunk(self) -> int:
+        """Frames handed to the mask tracker at once: ``mask_lookahead`` anchors' worth (1 when no mask)."""
+        return 1 if self.full_frame else self.mask_lookahead * self.tracker.every
 
     def windows(self, indices: list[int], support: np.ndarray | None = None) -> list[Tile]:
         """The SR windows for the selected tile ``indices``: the tiles themselves, or (``merge_px``)
@@ -318,11 +331,10 @@ def build_processor(info: VideoInfo, config: UpscaleConfig,
     plan = plan_tiles(info.height, info.width, tile=config.tile, pad=desc.receptive_radius)
     tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=config.mask_every,
                           threshold=config.fg_threshold, feather_px=config.feather_px, carry=config.mask_carry)
-    merge = config.merge if config.merge is not None else (config.device == "cpu" and config.backend != "trt")
+    merge_px = merge_window_px(device=config.device, backend=config.backend, merge=config.merge)
     return FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=config.bg,
                           batch=config.batch, full_frame=config.full_frame,
-                          mask_lookahead=max(1, config.mask_lookahead),
-                          merge_px=MERGE_WINDOW_PX if merge else None)
+                          mask_lookahead=max(1, config.mask_lookahead), merge_px=merge_px)
 
 
 def upscale_video(input_path: str | Path, output_path: str | Path, *, config: UpscaleConfig,
@@ -391,9 +403,9 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
     q_in: queue.Queue = queue.Queue(maxsize=config.queue_size)
     # room for a whole mask chunk, so the mask thread scores the next chunk while SR works on this one
     # (within MASKED_QUEUE_BYTES of decoded frames, so big frames do not pile up)
-    chunk = max(1, config.mask_lookahead) * config.mask_every
     frame_bytes = max(1, info.width * info.height * 3 * 2)  # up to 16 bits per sample
-    q_masked: queue.Queue = queue.Queue(maxsize=max(config.queue_size, min(chunk, MASKED_QUEUE_BYTES // frame_bytes)))
+    q_masked: queue.Queue = queue.Queue(
+        maxsize=max(config.queue_size, min(proc.mask_chunk, MASKED_QUEUE_BYTES // frame_bytes)))
     q_out: queue.Queue = queue.Queue(maxsize=config.queue_size)
     enc_failure: list[BaseException] = []
     t_start = time.perf_counter()
@@ -478,7 +490,7 @@ def _mask_worker(proc: FrameProcessor, inbox: queue.Queue, out: queue.Queue, sto
     scored in one estimator call (batched depth); packets that arrive meanwhile wait with them.
     While the network upscales one frame, this thread already scores the next ones.
     """
-    chunk = 1 if proc.full_frame else proc.mask_lookahead * proc.tracker.every
+    chunk = proc.mask_chunk
     pending: list[Frame | Passthrough] = []
     warm: list[np.ndarray] = []  # warm-up frames (FrameWindow): through the mask tracker only
 
@@ -511,15 +523,11 @@ def _mask_worker(proc: FrameProcessor, inbox: queue.Queue, out: queue.Queue, sto
                 return
             if isinstance(item, _Warmup):
                 warm.append(item.frame.image)
-                if len(warm) >= chunk:
-                    for _ in track(warm):
-                        pass
-                    warm = []
-                continue
-            if warm:
-                for _ in track(warm):
-                    pass
+            if warm and (len(warm) >= chunk or not isinstance(item, _Warmup)):
+                list(track(warm))  # warm-up frames only settle the tracker
                 warm = []
+            if isinstance(item, _Warmup):
+                continue
             if item is _END:
                 if flush():
                     _put(out, _END, stop)

@@ -90,13 +90,14 @@ def region_scores(out: np.ndarray, hr: np.ndarray, fg: np.ndarray, *, shave: int
 
 def _processor(nm: NamedModel, lr_shape: tuple[int, int], *, full_frame: bool, tile: int, feather_px: float):
     from vidsr.backends import backend_from_name, create_engine
-    from vidsr.pipeline import MERGE_WINDOW_PX, FrameProcessor
+    from vidsr.pipeline import FrameProcessor, merge_window_px
     from vidsr.tiling import plan_tiles
 
     engine = create_engine(nm.model, nm.descriptor, backend_from_name("torch", device="cpu", tile=tile))
     plan = plan_tiles(lr_shape[0], lr_shape[1], tile=tile, pad=nm.descriptor.receptive_radius)
     tracker = MaskTracker(estimator=FocusEstimator(), every=1, feather_px=feather_px)
-    return FrameProcessor(engine=engine, plan=plan, tracker=tracker, full_frame=full_frame, merge_px=MERGE_WINDOW_PX)
+    return FrameProcessor(engine=engine, plan=plan, tracker=tracker, full_frame=full_frame,
+                          merge_px=merge_window_px(device="cpu", backend="torch"))
 
 
 def _dataset_mask(alpha_hr: np.ndarray, lr_shape: tuple[int, int]) -> MaskFrame:
