@@ -562,13 +562,13 @@ def export_command(model: str | None, scale: str | None, depth_model: Path | Non
     if onnx_only and trt:
         _fail("give --onnx or --trt, not both (--trt writes the ONNX file too)")
     if depth_model is not None:
-        from vidsr.depth import load_depth_folder
+        from vidsr.depth import load_depth_folder, module_family
         from vidsr.export import export_depth_checked
 
-        depth_net, family = load_depth_folder(depth_model)
+        depth_net = load_depth_folder(depth_model)
         try:
             dh, dw = ((int(v) for v in depth_size.lower().split("x")) if depth_size
-                      else family.input_size(1080, 1920))
+                      else module_family(depth_net).input_size(1080, 1920))
         except ValueError:
             _fail(f"--depth-size must look like 252x448, got {depth_size!r}")
         d = export_depth_checked(depth_net, name=depth_model.name, folder=folder, input_size=(dh, dw), opset=opset)

@@ -22,7 +22,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, Sequence
 
@@ -39,7 +39,7 @@ PATCH = 14
 INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "predicted_depth"
 DepthPrecision = Literal["fp32", "bf16"]
-FAMILY_KEY = "vidsr.depth_family"  # ONNX metadata: which family's preprocessing a file wants
+FAMILY_KEY = "vidsr.depth_family"  # ONNX metadata: the DepthFamily (JSON) whose preprocessing a file wants
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ class DepthFamily:
     side: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+
+    def check_size(self, height: int, width: int) -> None:
+        """Raise InputError unless an input of ``height`` x ``width`` fits this family."""
+        if height % self.multiple or width % self.multiple:
+            raise InputError(f"depth input size must be a multiple of {self.multiple}, got {height}x{width}")
 
     def input_size(self, height: int, width: int, side: int | None = None) -> tuple[int, int]:
         """Network input (h, w) for a ``height`` x ``width`` frame."""
@@ -146,8 +151,7 @@ def preprocess(images: Sequence[np.ndarray], size: tuple[int, int], *,
         (B, 3, h, w) float32, normalised.
     """
     h, w = size
-    if h % family.multiple or w % family.multiple:
-        raise InputError(f"depth input size must be a multiple of {family.multiple}, got {h}x{w}")
+    family.check_size(h, w)
     mean, std = np.array(family.mean, np.float32), np.array(family.std, np.float32)
     out = np.empty((len(images), 3, h, w), np.float32)
     for i, img in enumerate(images):
@@ -270,9 +274,9 @@ def _read_config(folder: Path) -> dict:
     return cfg
 
 
-def load_depth_folder(folder: str | os.PathLike) -> tuple[nn.Module, DepthFamily]:
-    """A depth network (Depth Anything V1/V2 or DPT/MiDaS, any size) and its family, from a
-    local folder; never touches the network."""
+def load_depth_folder(folder: str | os.PathLike) -> nn.Module:
+    """A depth network (Depth Anything V1/V2 or DPT/MiDaS, any size) from a local folder; never
+    touches the network. Its :class:`DepthFamily` is :func:`module_family` of it."""
     folder = Path(folder)
     family = family_for(_read_config(folder))
     _, transformers = _import_torch_transformers()
@@ -293,12 +297,7 @@ def load_depth_folder(folder: str | os.PathLike) -> tuple[nn.Module, DepthFamily
         what = (missing or [m[0] if isinstance(m, tuple) else m for m in mismatched])[:3]
         raise ModelError(f"weights in {folder} do not fit its config.json: {len(missing)} missing and "
                          f"{len(mismatched)} mismatched tensors (e.g. {', '.join(map(str, what))})")
-    return model.eval(), family
-
-
-def load_depth_anything(folder: str | os.PathLike) -> nn.Module:
-    """The network of :func:`load_depth_folder` (any supported family), without its family."""
-    return load_depth_folder(folder)[0]
+    return model.eval()
 
 
 def module_family(model: nn.Module) -> DepthFamily:
@@ -325,7 +324,7 @@ class TorchDepth:
     precision: DepthPrecision = "fp32"
     device: str = "cpu"
     name: str = "depth-torch"
-    family: DepthFamily = FAMILIES["depth_anything"]
+    family: DepthFamily = field(init=False)  # from the model's config
 
     def __post_init__(self) -> None:
         import torch
@@ -372,7 +371,7 @@ class OrtDepth:
     threads: int = 0
     device: str = "cpu"
     name: str = "depth-onnx"
-    family: DepthFamily = FAMILIES["depth_anything"]
+    family: DepthFamily = field(init=False)  # from the file's metadata
 
     def __post_init__(self) -> None:
         try:
@@ -406,12 +405,11 @@ class OrtDepth:
         if out_rank not in (3, 4):
             raise ModelError(f"depth ONNX file {self.path}: output has rank {out_rank}, expected (B, H, W)")
         self.input_name = inputs[0].name
-        meta = self.session.get_modelmeta().custom_metadata_map
-        kind = meta.get(FAMILY_KEY, "depth_anything")
-        if kind not in FAMILIES:
-            raise ModelError(f"depth ONNX file {self.path}: unknown {FAMILY_KEY} {kind!r}")
-        self.family = dataclasses.replace(FAMILIES[kind], side=int(meta.get("vidsr.depth_side", FAMILIES[kind].side)),
-                                          multiple=int(meta.get("vidsr.depth_multiple", FAMILIES[kind].multiple)))
+        meta = self.session.get_modelmeta().custom_metadata_map.get(FAMILY_KEY)
+        try:
+            self.family = DepthFamily(**json.loads(meta)) if meta else FAMILIES["depth_anything"]
+        except (ValueError, TypeError):
+            raise ModelError(f"depth ONNX file {self.path}: unreadable {FAMILY_KEY} metadata {meta!r}") from None
         h, w = shape[2], shape[3]
         self.fixed = (h, w) if isinstance(h, int) and isinstance(w, int) else None
         m = self.family.multiple
@@ -450,7 +448,7 @@ def load_depth_net(path: str | os.PathLike | None, *, long_side: int | None = No
         if precision != "fp32":
             raise BackendUnavailable(f"depth precision {precision} is not available for .onnx files (fp32 only)")
         return OrtDepth(path=p, long_side=long_side, batch=batch, device=device)
-    return TorchDepth(model=load_depth_folder(p)[0], long_side=long_side, batch=batch,
+    return TorchDepth(model=load_depth_folder(p), long_side=long_side, batch=batch,
                       precision=precision, device=device)
 
 
@@ -467,8 +465,7 @@ def export_depth_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: 
 
     h, w = input_size
     family = module_family(model)
-    if h % family.multiple or w % family.multiple:
-        raise InputError(f"depth input size must be a multiple of {family.multiple}, got {h}x{w}")
+    family.check_size(h, w)
     path = Path(path)
     x = torch.rand(1, 3, h, w)
 
@@ -487,10 +484,8 @@ def export_depth_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: 
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     proto = onnx.load_from_string(buf.getvalue())
-    for key, value in ((FAMILY_KEY, family.name), ("vidsr.depth_side", str(family.side)),
-                       ("vidsr.depth_multiple", str(family.multiple))):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = FAMILY_KEY, json.dumps(dataclasses.asdict(family))
     onnx.checker.check_model(proto)
     data = proto.SerializeToString()
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
