@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 # vidsr runs torch beside its own decode, mask and encode threads on few cores; OpenMP threads that
-# spin at barriers take those threads' cores (2-core machine, threaded upscale: +13% fps, README).
+# spin at barriers take those threads' cores (2-core machine, threaded upscale: +11% fps, README).
 # Set before torch loads; an OMP_WAIT_POLICY already in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -79,8 +79,8 @@ def _mask_options(f):
     return f
 
 
-def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, depth_size: int | None, depth_precision: str,
-               focus_point: str | None, depth_tolerance: float, device: str):
+def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, depth_size: int | None,
+               depth_precision: str, focus_point: str | None, depth_tolerance: float, device: str):
     from vidsr.estimators import MaskSpec, parse_mask
 
     kind, path = parse_mask(mask)
@@ -135,9 +135,10 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: str | None, backend: str,
             device: str | None, precision: str | None, batch: int, tile: int, merge: bool | None, bg: str,
-            mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int | None, depth_size: int | None, depth_precision: str,
-            focus_point: str | None, depth_tolerance: float, mask_carry: str | None,
-            fg_threshold: float | None, feather: float, full_frame: bool, codec: str, crf: int, preset: str,
+            mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int | None,
+            depth_size: int | None, depth_precision: str, focus_point: str | None, depth_tolerance: float,
+            mask_carry: str | None, fg_threshold: float | None, feather: float, full_frame: bool, codec: str,
+            crf: int, preset: str,
             pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, resume: bool,
             save_mask: Path | None, no_audio: bool, workers: int | None, ray_address: str | None,
             segment_s: float, quiet: bool) -> None:
@@ -333,8 +334,8 @@ def _spool_stdin(path: Path) -> Path:
 @click.option("--crf", type=click.IntRange(0, 63), default=10, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
 def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None, depth_batch: int | None,
-                 depth_size: int | None,
-                 depth_precision: str, focus_point: str | None, depth_tolerance: float, mask_carry: str | None,
+                 depth_size: int | None, depth_precision: str, focus_point: str | None, depth_tolerance: float,
+                 mask_carry: str | None,
                  mask_every: int | None, fg_threshold: float | None, feather: float, device: str, crf: int,
                  quiet: bool) -> None:
     """Run only the mask stage on INPUT and write the soft mask as a grey video (same size, frames, pts)."""

@@ -10,26 +10,21 @@ the pages; the extra resident memory is bounded by the largest call (see benchma
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 
 M_TRIM_THRESHOLD = -1
-M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
 
-_done: list[bool] = []
 
-
-def keep_heap(*, mmap_threshold: int = 64 << 20, trim_threshold: int = 512 << 20) -> bool:
-    """Set glibc's mmap and trim thresholds once per process; False where that is not glibc."""
-    if _done:
-        return _done[0]
-    ok = False
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            ok = bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-                libc.mallopt(M_TRIM_THRESHOLD, trim_threshold))
-        except (OSError, AttributeError):
-            ok = False
-    _done.append(ok)
-    return ok
+@functools.cache
+def keep_heap() -> bool:
+    """Raise glibc's mmap threshold to 64 MB and its trim threshold to 512 MB, once per process;
+    False where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 512 << 20))
+    except (OSError, AttributeError):
+        return False
