@@ -74,7 +74,7 @@ class DepthFamily:
         if side < m:
             raise InputError(f"depth input size must be >= {m}, got {side}")
         if self.square:
-            s = max(m, int(round(side / m)) * m)
+            s = max(m, round(side / m) * m)
             return s, s
         return depth_input_size(height, width, long_side=side, multiple=m)
 
@@ -134,7 +134,7 @@ def depth_input_size(height: int, width: int, *, long_side: int = 448, multiple:
     s = long_side / max(height, width)
 
     def snap(v: float) -> int:
-        return max(multiple, int(round(v / multiple)) * multiple)
+        return max(multiple, round(v / multiple) * multiple)
 
     return snap(height * s), snap(width * s)
 
