@@ -29,6 +29,25 @@ def test_state_dict_round_trip_and_shapes(tmp_path, arch, i):
     torch.testing.assert_close(loaded(x), y)
 
 
+@pytest.mark.parametrize("arch", REGISTRY.names())
+@pytest.mark.parametrize("i", [0, 1])
+def test_receptive_radius_is_exact_and_tight(arch, i):
+    """A window with ``receptive_radius`` px of context gives the whole image's output on its core;
+    one px less does not (so windows carry no more context than they need)."""
+    torch.manual_seed(i)
+    cfg = CONFIGS[arch][i]
+    model = REGISTRY.build(arch, cfg).eval()
+    s, r = cfg["scale"], model.receptive_radius
+    x = torch.rand(1, 3, 40, 44)
+    y0, x0, y1, x1 = 15, 17, 25, 27
+    with torch.no_grad():
+        whole = model(x)[..., y0 * s:y1 * s, x0 * s:x1 * s]
+        for ctx, exact in ((r, True), (r - 1, False)):
+            win = model(x[..., y0 - ctx:y1 + ctx, x0 - ctx:x1 + ctx])
+            core = win[..., ctx * s:(ctx + y1 - y0) * s, ctx * s:(ctx + x1 - x0) * s]
+            assert ((core - whole).abs().max() < 1e-5) == exact
+
+
 def test_registry_lists_both_architectures():
     assert {"compact", "espcn"} <= set(REGISTRY.names())
     with pytest.raises(ModelError, match="unknown architecture 'nope'"):

@@ -375,7 +375,8 @@ def test_build_engine_control_flow_with_a_fake_tensorrt(tmp_path, tiny_ckpt, mon
     first = build_engine(onnx_path, key, folder=tmp_path, progress=True)
     assert not first.cached and first.path == tmp_path / key.filename() and first.path.read_bytes() == b"ENGINE"
     assert fake.calls["flags"] == ["FP16"] and fake.calls["cleared"] == []
-    assert fake.calls["profiles"] == [("lr", (1, 3, 16, 16), (8, 3, 76, 76), (8, 3, 76, 76))]
+    win = 64 + 2 * desc.receptive_radius
+    assert fake.calls["profiles"] == [("lr", (1, 3, 16, 16), (8, 3, win, win), (8, 3, win, win))]
     (timing,) = tmp_path.glob("timing_trt10.0.0-fake_*.cache")
     assert fake.calls["timing_in"] == [b""] and timing.read_bytes() == b"+timing"
     meta = json.loads((tmp_path / (key.filename() + ".json")).read_text())

@@ -103,7 +103,8 @@ class Compact(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return self.num_conv + 2 + residual_radius(self.residual)
+        # the body (num_conv + 2 3x3 convs) and the residual read the input side by side
+        return max(self.num_conv + 2, residual_radius(self.residual))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)

@@ -46,7 +46,8 @@ class ESPCN(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return 4 + residual_radius(self.residual)
+        # body: 5x5 + 3x3 + 3x3; the residual reads the input beside it
+        return max(4, residual_radius(self.residual))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
