@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vidsr.arch import REGISTRY, describe
+from vidsr.arch.compact import trim_px
 from vidsr.errors import ModelError
 from vidsr.models import load_checkpoint, resolve_model, save_checkpoint
 
@@ -46,6 +47,23 @@ def test_receptive_radius_is_exact_and_tight(arch, i):
             win = model(x[..., y0 - ctx:y1 + ctx, x0 - ctx:x1 + ctx])
             core = win[..., ctx * s:(ctx + y1 - y0) * s, ctx * s:(ctx + x1 - x0) * s]
             assert ((core - whole).abs().max() < 1e-5) == exact
+
+
+@pytest.mark.parametrize("arch", REGISTRY.names())
+@pytest.mark.parametrize("i", [0, 1])
+def test_trimmed_forward_equals_forward_without_the_context(arch, i):
+    torch.manual_seed(i)
+    cfg = CONFIGS[arch][i]
+    model = REGISTRY.build(arch, cfg).eval()
+    s = cfg["scale"]
+    rs = model.receptive_radius * s
+    x = torch.rand(2, 3, 23, 29)
+    with torch.no_grad():
+        full = model(x)
+        for trim in [(True, True), (True, False), (False, True), (False, False)]:
+            y = model.forward_trimmed(x, trim)
+            assert y.shape[-2:] == (23 * s - 2 * rs * trim[0], 29 * s - 2 * rs * trim[1])
+            torch.testing.assert_close(y, trim_px(full, trim, rs), atol=1e-5, rtol=0)
 
 
 def test_registry_lists_both_architectures():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vidsr.arch.compact import NO_TRIM, Trim
 from vidsr.backends import Engine
 from vidsr.checks import check_image, max_value
 from vidsr.tiling import Tile
@@ -30,22 +31,27 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
         image: (H, W, 3) uint8 or uint16 LR frame (deep frames keep their precision).
         tiles: tiles or merged regions (:func:`vidsr.tiling.merge_tiles`), each with its own window.
         batch: windows per engine call.
+    Engines that trim skip the context of windows that have the receptive radius of it at both
+    ends of an axis (:meth:`Tile.trim`).
     Returns:
         (tile, (core_h*s, core_w*s, 3) image.dtype) for each tile, grouped by window shape.
     """
     check_image(image, deep_ok=True)
-    s = engine.descriptor.scale
-    by_shape: dict[tuple[int, int], list[Tile]] = {}
+    s, r = engine.descriptor.scale, engine.descriptor.receptive_radius
+    by_kind: dict[tuple[tuple[int, int], Trim], list[Tile]] = {}
     for t in tiles:
-        by_shape.setdefault(t.window_shape, []).append(t)
+        by_kind.setdefault((t.window_shape, t.trim(r) if engine.trims else NO_TRIM), []).append(t)
     out: list[tuple[Tile, np.ndarray]] = []
-    for same in by_shape.values():
+    for (_, trim), same in by_kind.items():
+        # the output starts r pixels into the window along trimmed axes
+        dy, dx = r if trim[0] else 0, r if trim[1] else 0
         for start in range(0, len(same), batch):
             group = same[start:start + batch]
             windows = [image[t.wy:t.wy1, t.wx:t.wx1] for t in group]
-            ys = to_images(engine.run(to_tensor(windows)), image.dtype)
+            x = to_tensor(windows)
+            ys = to_images(engine.run(x, trim=trim) if any(trim) else engine.run(x), image.dtype)
             for t, y in zip(group, ys):
-                oy, ox = (t.y0 - t.wy) * s, (t.x0 - t.wx) * s
+                oy, ox = (t.y0 - t.wy - dy) * s, (t.x0 - t.wx - dx) * s
                 out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
     return out
 

@@ -41,6 +41,12 @@ class Tile:
     def window_pixels(self) -> int:
         return (self.wy1 - self.wy) * (self.wx1 - self.wx)
 
+    def trim(self, radius: int) -> tuple[bool, bool]:
+        """(rows, cols): whether the window has ``radius`` px of context at both ends of that axis
+        (it does, unless a frame border cut it off), so SR need not compute the context there."""
+        return (self.y0 - self.wy >= radius and self.wy1 - self.y1 >= radius,
+                self.x0 - self.wx >= radius and self.wx1 - self.x1 >= radius)
+
 
 @dataclass(frozen=True)
 class TilePlan:

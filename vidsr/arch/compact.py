@@ -65,7 +65,65 @@ def residual_radius(mode: Residual) -> int:
     return {"nearest": 0, "bilinear": 1, "bicubic": 2, "none": 0}[mode]
 
 
-class Compact(nn.Module):
+Trim = tuple[bool, bool]
+NO_TRIM: Trim = (False, False)
+
+
+def trim_px(x: torch.Tensor, trim: Trim, px: int) -> torch.Tensor:
+    """``x`` without ``px`` pixels at both ends of the trimmed axes (rows, cols)."""
+    ty, tx = px if trim[0] else 0, px if trim[1] else 0
+    return x[..., ty:x.shape[-2] - ty, tx:x.shape[-1] - tx]
+
+
+class SubpixelNet(nn.Module):
+    """Conv ``body`` at LR resolution + cheap residual upscale, then a pixel shuffle (Compact, ESPCN).
+
+    Subclasses build ``body`` (convolutions padded by k // 2, and pointwise layers), set ``scale``
+    and ``residual`` and register ``residual_kernel`` unless the residual is ``none``.
+    """
+
+    body: nn.Sequential
+    scale: int
+    residual: Residual
+
+    @property
+    def body_radius(self) -> int:
+        return sum(m.kernel_size[0] // 2 for m in self.body if isinstance(m, nn.Conv2d))
+
+    @property
+    def receptive_radius(self) -> int:
+        # body and residual read the input side by side
+        return max(self.body_radius, residual_radius(self.residual))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        if self.residual != "none":
+            out = out + subpixel_residual(x, self.residual_kernel)
+        return self.shuffle(out)
+
+    def forward_trimmed(self, x: torch.Tensor, trim: Trim) -> torch.Tensor:
+        """``forward`` of a window whose trimmed axes (rows, cols) carry at least ``receptive_radius``
+        pixels of context at both ends, without them: convolutions skip their zero padding along
+        those axes instead of computing context that is thrown away. The output lacks
+        ``receptive_radius * scale`` pixels at both ends of the trimmed axes and equals
+        ``forward`` there (and whole-frame SR)."""
+        if not any(trim):
+            return self.forward(x)
+        out = x
+        for layer in self.body:
+            if isinstance(layer, nn.Conv2d):
+                ph, pw = layer.padding
+                out = F.conv2d(out, layer.weight, layer.bias, padding=(0 if trim[0] else ph, 0 if trim[1] else pw))
+            else:
+                out = layer(out)
+        r = self.receptive_radius
+        out = trim_px(out, trim, r - self.body_radius)
+        if self.residual != "none":
+            out = out + trim_px(subpixel_residual(x, self.residual_kernel), trim, r)
+        return self.shuffle(out)
+
+
+class Compact(SubpixelNet):
     """Plain VGG-style body with PReLU, pixel-shuffle tail and an upscaled-input residual.
 
     Args:
@@ -101,13 +159,3 @@ class Compact(nn.Module):
         return {"scale": self.scale, "num_feat": self.num_feat, "num_conv": self.num_conv,
                 "residual": self.residual}
 
-    @property
-    def receptive_radius(self) -> int:
-        # the body (num_conv + 2 3x3 convs) and the residual read the input side by side
-        return max(self.num_conv + 2, residual_radius(self.residual))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
-        if self.residual != "none":
-            out = out + subpixel_residual(x, self.residual_kernel)
-        return self.shuffle(out)

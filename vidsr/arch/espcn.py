@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vidsr.arch.compact import Residual, residual_kernel, residual_radius, subpixel_residual
+from vidsr.arch.compact import Residual, SubpixelNet, residual_kernel
 
 
-class ESPCN(nn.Module):
+class ESPCN(SubpixelNet):
     """Tiny sub-pixel network (Shi et al. 2016) with PReLU and an upscaled-input residual.
 
     Args:
@@ -43,14 +43,3 @@ class ESPCN(nn.Module):
     def config(self) -> dict:
         return {"scale": self.scale, "feat1": self.feat1, "feat2": self.feat2,
                 "residual": self.residual}
-
-    @property
-    def receptive_radius(self) -> int:
-        # body: 5x5 + 3x3 + 3x3; the residual reads the input beside it
-        return max(4, residual_radius(self.residual))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
-        if self.residual != "none":
-            out = out + subpixel_residual(x, self.residual_kernel)
-        return self.shuffle(out)

@@ -15,10 +15,16 @@ Precision = Literal["fp32", "fp16", "bf16"]
 
 
 class Engine(Protocol):
-    """Runs an SR network on a batch: (B, 3, h, w) float32 in [0, 1] -> (B, 3, h*s, w*s) float32."""
+    """Runs an SR network on a batch: (B, 3, h, w) float32 in [0, 1] -> (B, 3, h*s, w*s) float32.
+
+    ``trims``: ``run`` also takes ``trim=(rows, cols)`` for windows with the receptive radius of
+    context at both ends of those axes, and skips computing that context
+    (:meth:`vidsr.arch.compact.SubpixelNet.forward_trimmed`).
+    """
 
     descriptor: ModelDescriptor
     label: str
+    trims: bool
 
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 

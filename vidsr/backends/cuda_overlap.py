@@ -125,6 +125,8 @@ class OverlapEngine:
             the batch, at least 1) so that copies of one piece overlap compute on another.
     """
 
+    trims = False  # per-shape CUDA graphs and buffers: whole windows only
+
     def __init__(self, inner: DeviceEngine, *, micro_batch: int | None = None) -> None:
         if inner.device.type != "cuda":
             raise ValueError("OverlapEngine needs a CUDA engine")

@@ -22,6 +22,8 @@ def _import_ort():
 class OrtEngine:
     """Exports the module to ONNX (cached under export/) and runs it with ONNX Runtime."""
 
+    trims = False  # the exported graph pads every convolution: whole windows only
+
     def __init__(self, *, model: nn.Module, descriptor: ModelDescriptor, backend: OrtBackend) -> None:
         from vidsr.export import cached_onnx
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from vidsr.arch import ModelDescriptor
+from vidsr.arch.compact import NO_TRIM, SubpixelNet, Trim
 from vidsr.backends import TorchBackend
 from vidsr.checks import check_batch
 from vidsr.errors import BackendUnavailable
@@ -45,21 +46,26 @@ class TorchEngine:
 
             self._graphs = CudaGraphRunner(self._forward)
         self.label = f"torch-{backend.device}-{backend.precision}" + ("-graphs" if self._graphs else "")
+        # CUDA graphs are captured per input shape, so trimming stays on the CPU
+        self.trims = not on_cuda and isinstance(self.model, SubpixelNet)
 
     def _autocast(self):
         if self.backend.precision == "fp32" or self.device.type == "cuda":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=_DTYPES[self.backend.precision])
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.to(self._dtype).contiguous(memory_format=self.memory_format)).float()
+    def _forward(self, x: torch.Tensor, trim: Trim = NO_TRIM) -> torch.Tensor:
+        x = x.to(self._dtype).contiguous(memory_format=self.memory_format)
+        return (self.model.forward_trimmed(x, trim) if any(trim) else self.model(x)).float()
 
-    def run_tensor(self, x: torch.Tensor) -> torch.Tensor:
+    def run_tensor(self, x: torch.Tensor, *, trim: Trim = NO_TRIM) -> torch.Tensor:
         """(B, 3, h, w) float32 tensor on ``self.device`` -> (B, 3, h*s, w*s) float32, on the current stream."""
+        if any(trim) and not self.trims:
+            raise ValueError(f"{self.label} does not trim windows")
         with torch.inference_mode(), self._autocast():
-            return self._graphs(x) if self._graphs is not None else self._forward(x)
+            return self._graphs(x) if self._graphs is not None else self._forward(x, trim)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray, *, trim: Trim = NO_TRIM) -> np.ndarray:
         check_batch(batch)
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-        return self.run_tensor(x).contiguous().cpu().numpy()
+        return self.run_tensor(x, trim=trim).contiguous().cpu().numpy()

@@ -45,6 +45,8 @@ class TrtEngine:
     constructor for an ``.engine`` file.
     """
 
+    trims = False  # the exported graph pads every convolution: whole windows only
+
     def __init__(self, *, engine_path: Path, descriptor: ModelDescriptor, device: str = "cuda",
                  label: str | None = None) -> None:
         trt = import_tensorrt()
