@@ -126,3 +126,20 @@ def test_merged_sr_equals_whole_frame_sr(arch, cfg):
         ref = whole[t.y0 * s:t.y1 * s, t.x0 * s:t.x1 * s]
         diff = np.abs(y.astype(int) - ref.astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_to_images_rounds_clips_and_reads_any_strides(dtype):
+    from vidsr.sr import to_images
+
+    top = np.iinfo(dtype).max
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-0.2, 1.2, (2, 3, 5, 7)).astype(np.float32)
+    x[0, 0, 0, :4] = [0.5 / top - 1e-6, 0.5 / top + 1e-6, 1.0, np.nextafter(np.float32(0), 1)]
+    want = np.clip(np.floor(x * np.float32(top) + np.float32(0.5)), 0, top).astype(dtype).transpose(0, 2, 3, 1)
+    out = to_images(x, dtype)
+    assert out.dtype == dtype and out.shape == (2, 5, 7, 3) and out.flags.c_contiguous
+    assert (out == want).all()
+    # the same batch held channels_last (how the CPU torch engine returns it)
+    strided = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert (to_images(strided, dtype) == want).all()

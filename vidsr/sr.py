@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from vidsr.arch.compact import NO_TRIM, Trim
 from vidsr.backends import Engine
@@ -18,10 +19,13 @@ def to_tensor(images: list[np.ndarray]) -> np.ndarray:
 
 
 def to_images(batch: np.ndarray, dtype: np.dtype = np.uint8) -> np.ndarray:
-    """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) ``dtype`` (uint8 or uint16), rounded and clipped."""
+    """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) ``dtype`` (uint8 or uint16), rounded and clipped.
+
+    Any strides: a channels_last batch is read without a transposing copy (torch, all threads)."""
     top = max_value(dtype)
-    y = np.clip(batch.transpose(0, 2, 3, 1) * top + 0.5, 0, top)
-    return y.astype(dtype)
+    y = torch.from_numpy(batch).permute(0, 2, 3, 1).mul(top).add_(0.5).clamp_(0, top)
+    # float -> int truncates; the +0.5 makes it round half up
+    return y.to(torch.uint8 if dtype == np.uint8 else torch.int32).contiguous().numpy().astype(dtype, copy=False)
 
 
 def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int) -> list[tuple[Tile, np.ndarray]]:

@@ -68,4 +68,5 @@ class TorchEngine:
     def run(self, batch: np.ndarray, *, trim: Trim = NO_TRIM) -> np.ndarray:
         check_batch(batch)
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-        return self.run_tensor(x, trim=trim).contiguous().cpu().numpy()
+        # channels_last stays as it is: to_images reads it as (B, H, W, 3) without a transposing copy
+        return self.run_tensor(x, trim=trim).cpu().numpy()
