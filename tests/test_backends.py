@@ -42,6 +42,33 @@ def test_onnx_cache_is_reused_and_keyed_by_weights():
     assert create_engine(model, desc, OrtBackend()).path != p1
 
 
+def test_cpu_ort_graph_has_prelu_split_into_relus(tmp_path):
+    import onnx
+
+    from vidsr.export import cached_onnx, split_prelu
+
+    torch.manual_seed(0)
+    model = REGISTRY.build("espcn", CASES[2][1]).eval()
+    with torch.no_grad():  # slopes beyond [0, 1] too: the split form holds for any slope
+        for m in model.modules():
+            if isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(-1.5, 1.5)
+    desc = describe(model, name="split")
+    x = torch.rand(2, 3, 9, 11) - 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(split_prelu(model)(x), model(x))
+    plain, split = cached_onnx(model, desc, folder=tmp_path), cached_onnx(model, desc, folder=tmp_path, split=True)
+    ops = {p: {n.op_type for n in onnx.load(str(p)).graph.node} for p in (plain, split)}
+    assert plain != split and "PRelu" in ops[plain] and "PRelu" not in ops[split] and "Relu" in ops[split]
+    engine = create_engine(model, desc, OrtBackend())
+    assert engine.path.name.endswith("-sp.onnx")
+    # its threads sleep between calls instead of spinning on the cores other stages need
+    opts = engine.session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    ref = create_engine(model, desc, TorchBackend()).run(x.numpy())
+    np.testing.assert_allclose(engine.run(x.numpy()), ref, atol=1e-4)
+
+
 def test_bf16_autocast_on_cpu_is_close_to_fp32():
     torch.manual_seed(0)
     model = REGISTRY.build("compact", CASES[0][1]).eval()

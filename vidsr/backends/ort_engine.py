@@ -42,11 +42,15 @@ class OrtEngine:
         else:
             raise BackendUnavailable(f"ort backend: unknown device {backend.device!r} (cpu or cuda)")
         self.descriptor = descriptor
-        self.path = cached_onnx(model, descriptor, opset=backend.opset)
+        # on CPU, PReLU as relus keeps ORT in its blocked conv layout (export.SplitPReLU)
+        self.path = cached_onnx(model, descriptor, opset=backend.opset, split=backend.device == "cpu")
         opts = ort.SessionOptions()
         if backend.threads:
             opts.intra_op_num_threads = backend.threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if backend.device == "cpu":
+            # threads that spin after a call take the cores the decode, mask and encode threads need
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.label = f"ort-{backend.device}"
