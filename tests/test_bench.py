@@ -50,6 +50,26 @@ def test_fg_sweep_on_the_sample_clip(tiny_ckpt):
     assert bicubic["quality"]["psnr_full"] > 25  # sample clip's own 2x ground truth
 
 
+def test_repetitions_after_the_first_take_turns(tmp_path, tiny_ckpt, monkeypatch):
+    from vidsr import bench
+
+    calls = []
+    real = bench.ConfigRun.repetition
+
+    def spy(self, rep):
+        calls.append((self.res.name, rep))
+        real(self, rep)
+
+    monkeypatch.setattr(bench.ConfigRun, "repetition", spy)
+    src = make_video(tmp_path / "in.mp4", frames=3, width=96, height=64)
+    cfg = BenchConfig(model=str(tiny_ckpt), backends=("torch",), frames=2, warmup=1, repeat=3, tile=16)
+    report = run_bench(src, config=cfg)
+    names = ["bicubic", "partial/torch", "full/torch"]
+    first = [(n, r) for n in names for r in (0, 1)]
+    assert calls == first + [(n, r) for r in (2, 3) for n in names]
+    assert all(x["status"] == "ok" and x["fps"] > 0 for x in report["results"])
+
+
 def test_disc_estimator_fraction():
     img = np.zeros((90, 160, 3), np.uint8)
     for f in (0.1, 0.3, 0.7):

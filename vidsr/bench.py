@@ -5,7 +5,8 @@ Every configuration runs the same frames through the same serial loop
 times add up to the wall time and ratios between configurations measured in one run
 are meaningful on a noisy machine. Stage times are the mean ms/frame within one
 repetition (the encoder's final flush included); the report gives their median and p90
-over the repetitions.
+over the repetitions. After each configuration's warm-up and first repetition, the other
+repetitions take turns across configurations, so slow spells of the machine spread evenly.
 """
 
 from __future__ import annotations
@@ -198,43 +199,55 @@ class _MemoryEncoder:
         self.c.close()
 
 
-def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decode_s: list[float],
-               config: BenchConfig, estimator: MaskEstimator | None = None,
-               gt: list[np.ndarray] | None = None, fg_masks: list[np.ndarray] | None = None) -> ConfigResult:
-    """Time one configuration. ``mode``: partial, full or bicubic.
+class ConfigRun:
+    """One configuration's engine, mask tracker and accumulators, so that the repetitions of
+    several configurations can interleave (see :func:`run_bench`). ``mode``: partial, full or
+    bicubic. Quality (with ``gt``) is split into foreground/background by ``fg_masks``: (H, W)
+    bool LR masks shared by every configuration, so their numbers compare like with like.
+    Raises BackendUnavailable when the backend cannot run here."""
 
-    Quality (with ``gt``) is split into foreground/background by ``fg_masks``: (H, W) bool
-    LR masks shared by every configuration, so their numbers compare like with like.
-    """
-    res = ConfigResult(name=name, mode=mode, backend=backend)
-    h, w = frames[0].image.shape[:2]
-    s = config.scale
-    proc = None
-    if mode != "bicubic":
-        try:
-            model, desc = resolve_model(config.model, scale=s)
+    def __init__(self, name: str, *, mode: str, backend: str, frames: list[Frame], decode_s: list[float],
+                 config: BenchConfig, estimator: MaskEstimator | None = None,
+                 gt: list[np.ndarray] | None = None, fg_masks: list[np.ndarray] | None = None) -> None:
+        self.res = ConfigResult(name=name, mode=mode, backend=backend)
+        self.frames, self.decode_s, self.config = frames, decode_s, config
+        self.estimator, self.gt, self.fg_masks = estimator, gt, fg_masks
+        self.engine = self.plan = self.merge_px = self.proc = None
+        if mode != "bicubic":
+            h, w = frames[0].image.shape[:2]
+            model, desc = resolve_model(config.model, scale=config.scale)
             bname, _, prec = backend.partition("-")
             device = "cuda" if prec == "fp16" or bname == "trt" else "cpu"
-            engine = create_engine(model, desc, backend_from_name(bname, device=device, precision=prec or "fp32",
-                                                                  tile=config.tile, batch=config.batch))
-        except BackendUnavailable as e:
-            res.status, res.reason = "unavailable", str(e)
-            return res
-        plan = plan_tiles(h, w, tile=config.tile, pad=desc.receptive_radius)
-        merge_px = merge_window_px(device=device, backend=bname) if config.merge else None
-    _reset_peak_rss()
-    per_repeat: dict[str, list[float]] = defaultdict(list)  # mean ms/frame of each stage, per repeat
-    walls: list[float] = []
-    quality_acc: dict[str, list[float]] = defaultdict(list)
-    flicker: list[float] = []
-    tiles_run = tiles_total = core_px = window_px = 0
-    fg: list[float] = []
-    for rep in range(config.repeat + 1):  # repetition 0 is the warm-up
+            self.engine = create_engine(model, desc, backend_from_name(
+                bname, device=device, precision=prec or "fp32", tile=config.tile, batch=config.batch))
+            self.plan = plan_tiles(h, w, tile=config.tile, pad=desc.receptive_radius)
+            self.merge_px = merge_window_px(device=device, backend=bname) if config.merge else None
+        self.per_repeat: dict[str, list[float]] = defaultdict(list)  # mean ms/frame of each stage, per repeat
+        self.walls: list[float] = []
+        self.quality_acc: dict[str, list[float]] = defaultdict(list)
+        self.flicker: list[float] = []
+        self.tiles_run = self.tiles_total = self.core_px = self.window_px = 0
+        self.fg: list[float] = []
+
+    def first(self) -> None:
+        """Warm-up and the first repetition (which also gathers quality, foreground and peak RSS)."""
+        _reset_peak_rss()
+        self.repetition(0)
+        self.repetition(1)
+        self.res.peak_rss_mb = _peak_rss_mb()
+
+    def repetition(self, rep: int) -> None:
+        """Repetition ``rep`` over the frames; 0 is the warm-up (``config.warmup`` frames, untimed)."""
+        config, frames, decode_s = self.config, self.frames, self.decode_s
+        s = config.scale
+        h, w = frames[0].image.shape[:2]
+        mode, plan = self.res.mode, self.plan
         warm = rep == 0
+        proc = None
         if mode != "bicubic":
-            tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=config.mask_every)
-            proc = FrameProcessor(engine=engine, plan=plan, tracker=tracker, batch=config.batch,
-                                  full_frame=mode == "full", merge_px=merge_px)
+            tracker = MaskTracker(estimator=self.estimator or FocusEstimator(), every=config.mask_every)
+            proc = self.proc = FrameProcessor(engine=self.engine, plan=plan, tracker=tracker, batch=config.batch,
+                                              full_frame=mode == "full", merge_px=self.merge_px)
         enc = _MemoryEncoder(w * s, h * s, config.encode)
         todo = frames[: config.warmup] if warm else frames
         prev_alpha = None
@@ -262,45 +275,65 @@ def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decod
             t_book = time.perf_counter()
             if rep == 1:
                 if proc is not None:
-                    tiles_run += len(ran)
-                    tiles_total += len(plan)
-                    core_px += sum(tl.core_pixels for tl in windows)
-                    window_px += sum(tl.window_pixels for tl in windows)
-                fg.append(mask.fg_fraction if mask is not None else (1.0 if mode == "full" else 0.0))
+                    self.tiles_run += len(ran)
+                    self.tiles_total += len(plan)
+                    self.core_px += sum(tl.core_pixels for tl in windows)
+                    self.window_px += sum(tl.window_pixels for tl in windows)
+                self.fg.append(mask.fg_fraction if mask is not None else (1.0 if mode == "full" else 0.0))
                 if mask is not None:
                     if prev_alpha is not None:
-                        flicker.append(float(np.abs(mask.alpha - prev_alpha).mean()))
+                        self.flicker.append(float(np.abs(mask.alpha - prev_alpha).mean()))
                     prev_alpha = mask.alpha
-                if gt is not None:
-                    _quality(out, gt[k], fg_masks[k] if fg_masks else None, quality_acc)
+                if self.gt is not None:
+                    _quality(out, self.gt[k], self.fg_masks[k] if self.fg_masks else None, self.quality_acc)
             bookkeeping += time.perf_counter() - t_book  # not part of the pipeline: off the wall time
         t0 = time.perf_counter()
         enc.close()
         if not warm:
             sums["encode"] += time.perf_counter() - t0  # the encoder's flush
-            walls.append(time.perf_counter() - t_wall - bookkeeping + sum(decode_s[: len(todo)]))
+            self.walls.append(time.perf_counter() - t_wall - bookkeeping + sum(decode_s[: len(todo)]))
             for st in STAGES:
-                per_repeat[st].append(sums[st] * 1000 / len(todo))
-    n = len(frames)
-    res.stages_median_ms = {st: statistics.median(per_repeat[st]) for st in STAGES}
-    res.stages_p90_ms = {st: float(np.percentile(per_repeat[st], 90)) for st in STAGES}
-    res.stage_sum_ms_per_frame = sum(res.stages_median_ms.values())
-    res.wall_ms_per_frame = statistics.median(walls) * 1000 / n
-    res.fps = 1000 / res.wall_ms_per_frame
-    res.fg_fraction = statistics.fmean(fg) if fg else 0.0
-    res.sr_tile_fraction = tiles_run / tiles_total if tiles_total else 0.0
-    res.sr_pixel_fraction = core_px / (n * h * w) if proc is not None else 0.0
-    res.sr_window_pixels_ratio = window_px / (n * h * w) if proc is not None else 0.0
-    res.mask_passes = proc.tracker.passes if proc is not None and mode == "partial" else 0
-    res.peak_rss_mb = _peak_rss_mb()
-    res.mask_flicker = statistics.fmean(flicker) if flicker else None
-    if gt is not None:
-        res.quality = {k: float(np.nanmean(v)) for k, v in quality_acc.items()}
-    import torch
+                self.per_repeat[st].append(sums[st] * 1000 / len(todo))
 
-    if torch.cuda.is_available():
-        res.gpu_peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    return res
+    def result(self) -> ConfigResult:
+        res, proc = self.res, self.proc
+        frames = self.frames
+        n = len(frames)
+        h, w = frames[0].image.shape[:2]
+        res.stages_median_ms = {st: statistics.median(self.per_repeat[st]) for st in STAGES}
+        res.stages_p90_ms = {st: float(np.percentile(self.per_repeat[st], 90)) for st in STAGES}
+        res.stage_sum_ms_per_frame = sum(res.stages_median_ms.values())
+        res.wall_ms_per_frame = statistics.median(self.walls) * 1000 / n
+        res.fps = 1000 / res.wall_ms_per_frame
+        res.fg_fraction = statistics.fmean(self.fg) if self.fg else 0.0
+        res.sr_tile_fraction = self.tiles_run / self.tiles_total if self.tiles_total else 0.0
+        res.sr_pixel_fraction = self.core_px / (n * h * w) if proc is not None else 0.0
+        res.sr_window_pixels_ratio = self.window_px / (n * h * w) if proc is not None else 0.0
+        res.mask_passes = proc.tracker.passes if proc is not None and res.mode == "partial" else 0
+        res.mask_flicker = statistics.fmean(self.flicker) if self.flicker else None
+        if self.gt is not None:
+            res.quality = {k: float(np.nanmean(v)) for k, v in self.quality_acc.items()}
+        import torch
+
+        if torch.cuda.is_available():
+            res.gpu_peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        return res
+
+
+def run_config(name: str, *, mode: str, backend: str, frames: list[Frame], decode_s: list[float],
+               config: BenchConfig, estimator: MaskEstimator | None = None,
+               gt: list[np.ndarray] | None = None, fg_masks: list[np.ndarray] | None = None) -> ConfigResult:
+    """Time one configuration on its own (see :class:`ConfigRun`); ``unavailable`` when its
+    backend cannot run here."""
+    try:
+        run = ConfigRun(name, mode=mode, backend=backend, frames=frames, decode_s=decode_s, config=config,
+                        estimator=estimator, gt=gt, fg_masks=fg_masks)
+    except BackendUnavailable as e:
+        return ConfigResult(name=name, mode=mode, backend=backend, status="unavailable", reason=str(e))
+    run.first()
+    for rep in range(2, config.repeat + 1):
+        run.repetition(rep)
+    return run.result()
 
 
 def reference_masks(frames: list[Frame], *, every: int) -> list[np.ndarray]:
@@ -358,18 +391,28 @@ def run_bench(input_path: Path | None, *, config: BenchConfig, gt_path: Path | N
         if gt is not None and len(gt) < len(frames):
             raise InputError(f"ground truth has {len(gt)} frames, input {len(frames)}")
         fg_masks = reference_masks(frames, every=config.mask_every) if gt is not None else None
-        results: list[ConfigResult] = []
         plan = [("bicubic", "bicubic", "none")]
         for b in config.backends:
             plan += [(f"partial/{b}", "partial", b), (f"full/{b}", "full", b)]
+        # each configuration's warm-up and first repetition run on their own (peak RSS, quality);
+        # the other repetitions take turns, so a slow spell of the machine hits every configuration
+        runs: dict[str, ConfigRun | ConfigResult] = {}
         for name, mode, backend in plan:
             log(f"bench {name} ...")
             try:
-                results.append(run_config(name, mode=mode, backend=backend, frames=frames, decode_s=decode_s,
-                                          config=config, gt=gt, fg_masks=fg_masks))
+                run = ConfigRun(name, mode=mode, backend=backend, frames=frames, decode_s=decode_s,
+                                config=config, gt=gt, fg_masks=fg_masks)
+                run.first()
+                runs[name] = run
             except VidsrError as e:
-                results.append(ConfigResult(name=name, mode=mode, backend=backend, status="unavailable",
-                                            reason=str(e)))
+                runs[name] = ConfigResult(name=name, mode=mode, backend=backend, status="unavailable",
+                                          reason=str(e))
+        for rep in range(2, config.repeat + 1):
+            log(f"bench repetition {rep} of every configuration ...")
+            for run in runs.values():
+                if isinstance(run, ConfigRun):
+                    run.repetition(rep)
+        results = [run.result() if isinstance(run, ConfigRun) else run for run in runs.values()]
         sweep = []
         for frac in config.sweep_fg:
             log(f"bench sweep fg={frac:.0%} ...")
