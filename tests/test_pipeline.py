@@ -25,7 +25,7 @@ def test_empty_mask_gives_plain_upscale_and_runs_no_sr(tmp_path, tiny_ckpt, bg):
     timings = {k: 0.0 for k in ("mask", "sr", "background", "composite")}
     res = proc.process(img, timings)
     out = res.image
-    assert res.tiles == [] and timings["sr"] < 1e-3
+    assert res.tiles == [] and timings["sr"] < 1e-3 and res.alpha is None
     np.testing.assert_array_equal(out, upscale_background(img, scale=2, method=bg))
 
 
@@ -36,6 +36,10 @@ def test_full_mask_equals_whole_frame_sr(tmp_path, tiny_ckpt):
     out = res.image
     assert len(res.tiles) == len(proc.plan)
     whole = sr_whole(proc.engine, img)
+    full = _processor(tmp_path, tiny_ckpt, None, full_frame=True)
+    res_full = full.process(img, {k: 0.0 for k in ("mask", "sr", "background", "composite")})
+    assert res_full.windows is full.full_windows  # planned once, not per frame
+    np.testing.assert_array_equal(res_full.image, full.process(img, {k: 0.0 for k in ("sr", "composite")}).image)
     assert np.abs(out.astype(int) - whole.astype(int)).max() <= 1
 
 
@@ -50,6 +54,7 @@ def test_partial_mask_blends_between_background_and_sr(tmp_path, tiny_ckpt):
     import cv2
 
     alpha = cv2.resize(mask.alpha, (144, 80), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(res.alpha, alpha)  # the blend's alpha, handed on to --save-mask
     far = alpha == 0
     np.testing.assert_array_equal(out[far], bg[far])
     inside = alpha == 1

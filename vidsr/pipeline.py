@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import queue
 import threading
 import time
@@ -158,12 +159,14 @@ class _Warmup:
 @dataclass(frozen=True)
 class FrameResult:
     """One processed frame: the (H*s, W*s, 3) uint8 output, its mask (None in full-frame mode),
-    the indices of the plan's tiles that went through SR and the windows the network ran on."""
+    the indices of the plan's tiles that went through SR, the windows the network ran on and
+    the output-size alpha of the blend (None when nothing was blended)."""
 
     image: np.ndarray
     mask: MaskFrame | None
     tiles: list[int]
     windows: list[Tile] = field(default_factory=list)
+    alpha: np.ndarray | None = None
 
 
 @dataclass
@@ -192,6 +195,11 @@ class FrameProcessor:
         regions = merge_tiles(self.plan, indices, max_window_px=self.merge_px)
         return regions if support is None else shrink_to_support(self.plan, regions, support)
 
+    @functools.cached_property
+    def full_windows(self) -> list[Tile]:
+        """The windows of every tile: the same for each frame in full-frame mode."""
+        return self.windows(list(range(len(self.plan))))
+
     def process(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None = None) -> FrameResult:
         """SR one (H, W, 3) uint8 LR frame; adds seconds per stage to ``timings``.
 
@@ -202,7 +210,7 @@ class FrameProcessor:
         if self.full_frame:
             t0 = time.perf_counter()
             indices = list(range(len(self.plan)))
-            windows = self.windows(indices)
+            windows = self.full_windows
             tiles = sr_tiles(self.engine, image, windows, batch=self.batch)
             t1 = time.perf_counter()
             out = stitch(tiles, height=image.shape[0], width=image.shape[1], scale=s)
@@ -219,6 +227,7 @@ class FrameProcessor:
         t2 = time.perf_counter()
         background = upscale_background(image, scale=s, method=self.bg)
         t3 = time.perf_counter()
+        alpha = None
         if tiles:
             h, w = background.shape[:2]
             alpha = cv2.resize(mask.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -230,7 +239,7 @@ class FrameProcessor:
         timings["sr"] += t2 - t1
         timings["background"] += t3 - t2
         timings["composite"] += t4 - t3
-        return FrameResult(image=out, mask=mask, tiles=indices, windows=windows)
+        return FrameResult(image=out, mask=mask, tiles=indices, windows=windows, alpha=alpha)
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """The 8-bit view of a frame: uint8 as is, uint16 rounded to 0..255."""
@@ -568,10 +577,15 @@ def _process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, 
         result = proc.process(item.frame.image, report.stages, mask=item.mask)
         out, mask = result.image, result.mask
         mask_img = None
-        if want_mask:
+        if want_mask:  # the blend's alpha when there was one, else the mask's (or 1 in full-frame mode)
             h, w = out.shape[:2]
-            alpha = mask.alpha if mask is not None else np.ones(item.frame.image.shape[:2], np.float32)
-            mask_img = (cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR) * 255 + 0.5).astype(np.uint8)
+            if result.alpha is not None:
+                alpha = result.alpha
+            elif mask is None:
+                alpha = np.ones((h, w), np.float32)
+            else:
+                alpha = cv2.resize(mask.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+            mask_img = (alpha * 255 + 0.5).astype(np.uint8)
         if not _put(q_out, (out, item.frame, mask_img), stop):
             return
         report.frames += 1
