@@ -188,6 +188,19 @@ def check_pcm_avi_to_m4a(src, out, text):
     assert s_out == s_in == 0.0 and abs(e_out - e_in) <= 1024 / 48000  # re-encoded: within one aac frame
 
 
+def check_webm(src, out, text):
+    i, o = _same_video_timing(src, out)
+    assert o.pts == VFR_PTS and o.time_base == Fraction(1, 1000)
+    assert [st[:2] for st in o.streams] == [("video", "vp9"), ("audio", "opus")]  # no H.264/AAC in webm
+    (_, s_in, e_in), (_, s_out, e_out) = i.side_timing[0], o.side_timing[0]
+    assert s_out == s_in == 0.0 and abs(e_out - e_in) <= 0.03  # re-encoded: within one opus frame or so
+
+
+def check_av1(src, out, text):
+    _, o = _same_video_timing(src, out)
+    assert o.streams[0][1] in ("av1", "libdav1d")  # named by the decoder PyAV picked
+
+
 def check_image_sequence(src, out, text):
     o = facts(out)
     assert o.frames == 5 and seconds(o.pts, o.time_base) == [Fraction(k, 12) for k in range(5)]
@@ -235,6 +248,16 @@ CASES = [
                                                 tracks=(Track(codec="pcm_s16le"),)),
          out="out.m4a", check=check_pcm_avi_to_m4a,
          warnings=("audio stream #1 (pcm_s16le) re-encoded to aac: .m4a cannot hold pcm_s16le",)),
+    Case("mkv + aac -> webm", lambda d: make_clip(d / "vfr.mkv", pts=VFR_PTS, time_base=Fraction(1, 1000),
+                                                   tracks=(Track(language="eng"),)),
+         out="out.webm", check=check_webm,
+         warnings=("audio stream #1 (aac, eng) re-encoded to libopus: .webm cannot hold aac",)),
+    Case("--codec libsvtav1", lambda d: make_clip(d / "vfr.mkv", pts=VFR_PTS, time_base=Fraction(1, 1000)),
+         args=("--codec", "libsvtav1"), check=check_av1),
+    Case("ogv (no codec it holds)", lambda d: make_clip(d / "ok.mkv", frames=2), out="out.ogv",
+         error="the ogv container holds none of H.264, VP9 and AV1"),
+    Case("bad --preset", lambda d: make_clip(d / "ok.mkv", frames=2), args=("--preset", "bogus"),
+         error="cannot start the libx264 encoder (crf 18, preset bogus): Invalid argument"),
     Case("image sequence", lambda d: make_image_sequence(d / "frames", frames=5, start=1), out="out.mp4",
          args=("--input-fps", "12"), check=check_image_sequence),
     Case("missing image sequence", lambda d: d / "nothing" / "%06d.png", error="image sequence folder not found"),
@@ -352,3 +375,32 @@ def test_resume_refuses_other_settings(tmp_path, tiny_ckpt):
     with pytest.raises(ValueError, match="holds a resumable run of another input or other settings"):
         upscale_video(src, tmp_path / "out.mkv", config=UpscaleConfig(model=str(tiny_ckpt), tile=32, resume=True,
                                                                        segment_frames=4))
+
+
+def test_svt_av1_prints_no_setup_lines(tmp_path, tiny_ckpt, capfd):
+    src = make_clip(tmp_path / "in.mkv", frames=3)
+    r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(tmp_path / "out.mkv"), "--model", str(tiny_ckpt),
+                                  "--tile", "16", "-q", "--codec", "libsvtav1"])
+    assert r.exit_code == 0, r.output
+    out, err = capfd.readouterr()
+    assert "Svt[" not in out + err + r.output  # SVT-AV1 logs to the process's stderr unless SVT_LOG says
+
+
+@pytest.mark.parametrize("muxer, codec", [("mp4", "libx264"), ("matroska", "libx264"), ("mpegts", "libx264"),
+                                          ("webm", "libvpx-vp9")])
+def test_codec_follows_the_container(muxer, codec):
+    from vidsr.io import pick_codec
+
+    # mpegts has no codec table, so PyAV's supported_codecs leaves H.264 out; the muxer takes it
+    assert pick_codec(muxer) == codec
+
+
+def test_explicit_codec_is_kept_and_each_output_picks_its_own(tmp_path, tiny_ckpt):
+    from vidsr.io import EncodeOptions
+
+    assert EncodeOptions(codec="libx265").for_output(tmp_path / "a.webm").codec == "libx265"
+    assert EncodeOptions().for_output("-").codec == "libx264"  # stdout: matroska
+    src = make_clip(tmp_path / "in.mkv", frames=3)
+    out, mask = tmp_path / "out.mp4", tmp_path / "mask.webm"
+    upscale_video(src, out, config=UpscaleConfig(model=str(tiny_ckpt), tile=16, save_mask=mask))
+    assert streams_of(out)[0][1] == "h264" and streams_of(mask)[0][1] == "vp9"

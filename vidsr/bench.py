@@ -181,11 +181,11 @@ class _MemoryEncoder:
     def __init__(self, width: int, height: int, options: EncodeOptions, rate: int = 30) -> None:
         self.buf = io.BytesIO()
         self.c = av.open(self.buf, "w", format="matroska")
+        options = options.for_output("-")  # "-": matroska
         self.s = self.c.add_stream(options.codec, rate=rate)
         self.s.width, self.s.height = width + width % 2, height + height % 2
         self.s.pix_fmt = options.pix_fmt or "yuv420p"
-        if options.codec in ("libx264", "libx265"):
-            self.s.options = {"crf": str(options.crf), "preset": options.preset}
+        self.s.options = options.encoder_options()
         self.i = 0
 
     def write(self, image: np.ndarray) -> None:

@@ -114,9 +114,12 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 @click.option("--feather", type=click.FloatRange(0, 64), default=4.0, show_default=True,
               help="Mask feather radius (mask working px).")
 @click.option("--full-frame", is_flag=True, help="SR every pixel (the baseline).")
-@click.option("--codec", default="libx264", show_default=True)
+@click.option("--codec", default=None,
+              help="Video encoder, e.g. libx264, libx265, libsvtav1, libvpx-vp9 [default: libx264; "
+                   "libvpx-vp9 where the container cannot hold H.264, e.g. .webm].")
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True)
-@click.option("--preset", default="veryfast", show_default=True)
+@click.option("--preset", default=None,
+              help="x264/x265 preset [veryfast], SVT-AV1 preset number [10], or VP9 cpu-used [8, realtime].")
 @click.option("--pix-fmt", default=None, help="[default: yuv420p; yuv420p10le for 10-bit or deeper input]")
 @click.option("--format", "container", default=None,
               help="Output container (FFmpeg muxer name) [default: from OUTPUT's extension; matroska for '-'].")
@@ -137,8 +140,8 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
             device: str | None, precision: str | None, batch: int, tile: int, merge: bool | None, bg: str,
             mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int | None,
             depth_size: int | None, depth_precision: str, focus_point: str | None, depth_tolerance: float,
-            mask_carry: str | None, fg_threshold: float | None, feather: float, full_frame: bool, codec: str,
-            crf: int, preset: str,
+            mask_carry: str | None, fg_threshold: float | None, feather: float, full_frame: bool,
+            codec: str | None, crf: int, preset: str | None,
             pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, resume: bool,
             save_mask: Path | None, no_audio: bool, workers: int | None, ray_address: str | None,
             segment_s: float, quiet: bool) -> None:

@@ -11,6 +11,7 @@ dispositions (copied, or converted with a warning naming the stream).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import io
 import logging
@@ -422,16 +423,83 @@ def read_items(path: str | os.PathLike, *, copy_streams: bool = True, stats: Dec
 class EncodeOptions:
     """Video encoder settings.
 
+    ``codec=None`` picks one the container holds (:func:`pick_codec`: libx264, or VP9 for webm).
+    ``preset``: the x264/x265 preset (default veryfast), SVT-AV1's preset number (10), or VP9's
+    ``cpu-used`` (default 8, realtime); other encoders take only ``crf``.
     ``pix_fmt=None`` follows the input: ``yuv420p`` for 8-bit input, ``yuv420p10le`` for deeper
     input (4:2:2 and 4:4:4 inputs keep their chroma), where the codec can encode it.
     ``container`` names the muxer (default: from the output's extension; ``matroska`` for ``-``).
     """
 
-    codec: str = "libx264"
+    codec: str | None = None
     crf: int = 18
-    preset: str = "veryfast"
+    preset: str | None = None
     pix_fmt: str | None = None
     container: str | None = None
+
+    def for_output(self, path: Path | str) -> EncodeOptions:
+        """These options with the codec chosen for ``path``'s container when none was given."""
+        if self.codec is not None:
+            return self
+        return dataclasses.replace(self, codec=pick_codec(muxer_name(path, self.container)))
+
+    def encoder_options(self) -> dict[str, str]:
+        """FFmpeg options for the (chosen) encoder: constant quality ``crf`` and its speed setting."""
+        opts = {"crf": str(self.crf)}
+        if self.codec in ("libx264", "libx265"):
+            opts["preset"] = self.preset or "veryfast"
+        if self.codec == "libx265":
+            opts["x265-params"] = "log-level=error"
+        if self.codec == "libsvtav1":
+            opts["preset"] = self.preset or "10"
+        if self.codec == "libvpx-vp9":  # constant quality (no bitrate cap), fast enough to keep up
+            opts |= {"b": "0", "deadline": "realtime", "cpu-used": self.preset or "8", "row-mt": "1"}
+        return opts
+
+
+AUTO_CODECS = ("libx264", "libvpx-vp9", "libsvtav1")
+"""Encoders tried in this order when no codec is given: the first the container takes is used."""
+
+
+def quiet_svt() -> None:
+    """SVT-AV1 prints its set-up to stderr unless told otherwise: errors only (unless the user set SVT_LOG)."""
+    os.environ.setdefault("SVT_LOG", "1")
+
+
+def muxer_name(path: Path | str, container: str | None = None) -> str:
+    """The FFmpeg muxer that writes ``path`` (``container`` if given; matroska for ``-``)."""
+    if str(path) == STDIO or container:
+        return container or "matroska"
+    try:  # opening for writing guesses the muxer from the name; no file is made before the first packet
+        out = av.open(str(path), mode="w")
+    except (ValueError, av.error.FFmpegError, OSError) as e:
+        raise OutputError(f"cannot write {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        return out.format.name
+    finally:
+        out.close()
+
+
+def pick_codec(muxer: str) -> str:
+    """The first of :data:`AUTO_CODECS` that this FFmpeg encodes and ``muxer`` accepts.
+
+    Asks the muxer itself by writing a header in memory (PyAV's ``supported_codecs`` leaves out
+    what muxers without a codec table, such as mpegts, take, and some refuse a codec only there)."""
+    quiet_svt()
+    for codec in AUTO_CODECS:
+        out = av.open(io.BytesIO(), mode="w", format=muxer)
+        try:
+            v = out.add_stream(codec, rate=30)
+            v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+            out.start_encoding()
+            return codec
+        except (ValueError, av.error.FFmpegError):
+            continue
+        finally:
+            with contextlib.suppress(Exception):
+                out.close()
+    raise OutputError(f"the {muxer} container holds none of H.264, VP9 and AV1 (the formats vidsr encodes "
+                      "without --codec); write .mp4, .mkv or .webm, or give --codec")
 
 
 def _rgb_like(pix_fmt: str) -> bool:
@@ -628,6 +696,10 @@ class VideoWriter:
         self.width = width + (width % 2)
         self.height = height + (height % 2)
         rate = info.average_rate or Fraction(30)
+        if options.codec is None:
+            options = dataclasses.replace(options, codec=pick_codec(self.container.format.name))
+        if options.codec == "libsvtav1":
+            quiet_svt()
         try:
             v = self.container.add_stream(options.codec, rate=rate)
         except (ValueError, av.error.FFmpegError) as e:
@@ -642,12 +714,7 @@ class VideoWriter:
             raise OutputError(f"unknown pixel format {pix_fmt!r}: {e}") from None
         v.time_base = info.time_base
         v.codec_context.time_base = info.time_base
-        opts = {"crf": str(options.crf)}
-        if options.codec in ("libx264", "libx265"):
-            opts["preset"] = options.preset
-        if options.codec == "libx265":
-            opts["x265-params"] = "log-level=error"
-        v.options = opts
+        v.options = options.encoder_options()
         self.colour = info.colour.for_yuv(rgb_source=_rgb_like(info.pix_fmt))
         cc = v.codec_context
         cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.trc
@@ -658,6 +725,12 @@ class VideoWriter:
             v.set_display_rotation(info.rotation)
         v.metadata.update(dict(info.video_metadata))
         self.container.metadata.update(dict(info.metadata))
+        try:  # open the encoder now: a bad --codec/--crf/--preset fails before the run, with its reason
+            cc.open()
+        except (ValueError, av.error.FFmpegError) as e:
+            settings = ", ".join(f"{k} {val}" for k, val in v.options.items())
+            raise OutputError(f"cannot start the {options.codec} encoder ({settings}): "
+                              f"{getattr(e, 'strerror', None) or e}") from None
         self.video = v
         self.side: dict[int, tuple[str, av.stream.Stream]] = {}
         self._copied_video = False

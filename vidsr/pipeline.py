@@ -393,6 +393,9 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
         check_output_path(Path(config.save_mask), input_path=input_path)
     if config.batch < 1:
         raise InputError(f"--batch must be >= 1, got {config.batch}")
+    mask_encode = config.encode  # the mask video's codec follows its own container
+    # resumable segments (.nut) and the file they are joined into must agree on the codec
+    config = dataclasses.replace(config, encode=config.encode.for_output(output_path))
     job = segments = None
     if config.resume:
         settings = {k: v for k, v in dataclasses.asdict(config).items()
@@ -438,7 +441,7 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
                 name=str(output_path))))
         if mask_tmp is not None:
             writers.append(VideoWriter(path=mask_tmp, info=info, width=size[0], height=size[1],
-                                       options=config.encode, copy_streams=False))
+                                       options=mask_encode, copy_streams=False))
         if job is None or not job.finished:
             dec = threading.Thread(target=_decode_worker, name="vidsr-decode", daemon=True,
                                    args=(reader, q_in, stop, report.stages, window))
