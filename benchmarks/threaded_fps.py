@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does
+from vidsr.openmp import short_waits  # noqa: E402
+
+short_waits()  # as the CLI does, before torch loads
 
 import torch  # noqa: E402
 

@@ -144,3 +144,19 @@ def test_merged_and_fixed_tiles_give_the_same_video(tmp_path, tiny_ckpt):
     assert len(outs[0]) == len(outs[1]) == 6
     for a, b in zip(*outs):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+def test_openmp_threads_spin_briefly_unless_the_environment_says(monkeypatch):
+    import os
+
+    from vidsr.openmp import SPIN_COUNT, short_waits
+
+    for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
+        monkeypatch.delenv(k, raising=False)
+    short_waits()
+    assert os.environ["GOMP_SPINCOUNT"] == SPIN_COUNT and os.environ["KMP_BLOCKTIME"] == "0"
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.delenv("KMP_BLOCKTIME")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    short_waits()
+    assert "GOMP_SPINCOUNT" not in os.environ and "KMP_BLOCKTIME" not in os.environ

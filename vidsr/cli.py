@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-# vidsr runs torch beside its own decode, mask and encode threads on few cores; OpenMP threads that
-# spin at barriers take those threads' cores (2-core machine, threaded upscale: +11% fps, README).
-# Set before torch loads; an OMP_WAIT_POLICY already in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from vidsr.openmp import short_waits
+
+# vidsr runs torch beside its own decode, mask and encode threads on few cores: OpenMP threads may
+# spin only briefly (vidsr.openmp). Set before torch loads; the environment's own setting wins.
+short_waits()
 
 from vidsr.errors import VidsrError  # noqa: E402
 

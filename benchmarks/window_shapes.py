@@ -1,0 +1,104 @@
+"""What the SR stage of partial SR costs against full-frame SR, the first time and once its window
+shapes have been seen.
+
+The CPU torch engine runs oneDNN convolutions, and oneDNN builds (and caches) a primitive for each
+input shape. Full-frame SR always runs the same few windows; partial SR runs windows shaped by the
+mask, and a new shape costs a primitive per convolution the first time. This replays the SR stage
+of the built-in sample's frames (their default masks, windows planned as ``vidsr upscale`` does)
+``--passes`` times in one process, full-frame windows of the same frame timed right after each, and
+reports the partial / full ratio per pass (pass 0 meets every shape for the first time, later
+passes find them cached), the number of distinct window shapes, and the geometric ratio: the
+pixels the convolutions compute in partial windows over those of full-frame windows.
+
+    python benchmarks/window_shapes.py
+
+Writes ``benchmarks/results/window-shapes-cpu.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from vidsr.openmp import short_waits  # noqa: E402
+
+short_waits()  # as the CLI does, before torch loads
+
+import torch  # noqa: E402
+
+from vidsr.io import Frame, probe, read_items  # noqa: E402
+from vidsr.pipeline import UpscaleConfig, build_processor  # noqa: E402
+from vidsr.sample import SampleSpec, write_sample  # noqa: E402
+from vidsr.sr import sr_tiles  # noqa: E402
+from vidsr.tiling import Tile, mask_support, select_tiles  # noqa: E402
+
+
+def conv_pixels(t: Tile, radius: int, layers: int) -> float:
+    """Mean output pixels per convolution layer for window ``t`` (trimmed axes shrink by 1 px per side
+    and layer, as ``forward_trimmed`` computes them)."""
+    (h, w), (ty, tx) = t.window_shape, t.trim(radius)
+    return sum((h - 2 * k * ty) * (w - 2 * k * tx) for k in range(1, layers + 1)) / layers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "window-shapes-cpu.json")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "sample.mp4"
+        write_sample(src, spec=SampleSpec(seconds=args.seconds))
+        frames = [it.image for it in read_items(src, copy_streams=False) if isinstance(it, Frame)]
+        proc = build_processor(probe(src), UpscaleConfig())
+    masks = proc.tracker.update_many(frames)
+    windows = []
+    for m in masks:
+        support = mask_support(m.alpha)
+        windows.append(proc.windows(select_tiles(proc.plan, support), support))
+    full = proc.full_windows
+    engine, r = proc.engine, proc.engine.descriptor.receptive_radius
+    layers = r  # one 3x3 convolution per pixel of receptive radius
+    n = len(frames)
+    partial_px = sum(conv_pixels(t, r, layers) for ws in windows for t in ws) / n
+    full_px = sum(conv_pixels(t, r, layers) for t in full)
+    shapes = {(t.window_shape, t.trim(r)) for ws in windows for t in ws}
+    sr_tiles(engine, frames[0], full, batch=proc.batch)  # full-frame shapes: built before timing
+    passes = []
+    for p in range(args.passes):
+        tp = tf = 0.0
+        for image, ws in zip(frames, windows):
+            t0 = time.perf_counter()
+            sr_tiles(engine, image, ws, batch=proc.batch)
+            t1 = time.perf_counter()
+            sr_tiles(engine, image, full, batch=proc.batch)
+            tp, tf = tp + t1 - t0, tf + time.perf_counter() - t1
+        passes.append({"pass": p, "partial_ms": round(tp / n * 1e3, 1), "full_ms": round(tf / n * 1e3, 1),
+                       "ratio": round(tp / tf, 3)})
+        print(f"pass {p}: partial {tp / n * 1e3:.1f} ms, full {tf / n * 1e3:.1f} ms, ratio {tp / tf:.3f}", flush=True)
+    report = {
+        "input": f"built-in sample, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, compact-x2, torch CPU fp32",
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch": torch.__version__},
+        "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "fg_fraction": round(sum(m.fg_fraction for m in masks) / n, 3),
+        "alpha_support": round(sum(float((m.alpha > 0).mean()) for m in masks) / n, 3),
+        "windows_per_frame": round(sum(len(ws) for ws in windows) / n, 2),
+        "distinct_window_shapes": len(shapes),
+        "geometric_ratio": round(partial_px / full_px, 3),
+        "passes": passes,
+    }
+    print(f"FG {report['fg_fraction']:.1%}, alpha support {report['alpha_support']:.1%}, "
+          f"{report['distinct_window_shapes']} window shapes in {n} frames, geometric ratio {report['geometric_ratio']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
