@@ -703,7 +703,9 @@ class VideoWriter:
         try:
             v = self.container.add_stream(options.codec, rate=rate)
         except (ValueError, av.error.FFmpegError) as e:
-            raise OutputError(f"unknown or unavailable video codec {options.codec!r}: {e}") from None
+            known = options.codec in av.codecs_available
+            raise OutputError(f"cannot write {options.codec} video to {self.name}: {e}" if known else
+                              f"unknown or unavailable video codec {options.codec!r}") from None
         pix_fmt, warning = choose_pix_fmt(options, info)
         if warning:
             self.warnings.append(warning)
