@@ -18,6 +18,7 @@ Writes ``benchmarks/results/window-shapes-cpu.json``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ from vidsr.openmp import short_waits  # noqa: E402
 short_waits()  # as the CLI does, before torch loads
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 from vidsr.io import Frame, probe, read_items  # noqa: E402
 from vidsr.pipeline import UpscaleConfig, build_processor  # noqa: E402
@@ -38,11 +40,11 @@ from vidsr.sr import sr_tiles  # noqa: E402
 from vidsr.tiling import Tile, mask_support, select_tiles  # noqa: E402
 
 
-def conv_pixels(t: Tile, radius: int, layers: int) -> float:
-    """Mean output pixels per convolution layer for window ``t`` (trimmed axes shrink by 1 px per side
-    and layer, as ``forward_trimmed`` computes them)."""
+def conv_pixels(t: Tile, radius: int, shrinks: list[int]) -> float:
+    """Mean output pixels per convolution layer for window ``t``: along trimmed axes each layer's output
+    lacks ``shrinks[i]`` px per side (the body's radius so far), as ``forward_trimmed`` computes it."""
     (h, w), (ty, tx) = t.window_shape, t.trim(radius)
-    return sum((h - 2 * k * ty) * (w - 2 * k * tx) for k in range(1, layers + 1)) / layers
+    return sum((h - 2 * k * ty) * (w - 2 * k * tx) for k in shrinks) / len(shrinks)
 
 
 def main() -> None:
@@ -63,10 +65,11 @@ def main() -> None:
         windows.append(proc.windows(select_tiles(proc.plan, support), support))
     full = proc.full_windows
     engine, r = proc.engine, proc.engine.descriptor.receptive_radius
-    layers = r  # one 3x3 convolution per pixel of receptive radius
+    shrinks = list(itertools.accumulate(m.kernel_size[0] // 2 for m in engine.model.body
+                                        if isinstance(m, nn.Conv2d)))
     n = len(frames)
-    partial_px = sum(conv_pixels(t, r, layers) for ws in windows for t in ws) / n
-    full_px = sum(conv_pixels(t, r, layers) for t in full)
+    partial_px = sum(conv_pixels(t, r, shrinks) for ws in windows for t in ws) / n
+    full_px = sum(conv_pixels(t, r, shrinks) for t in full)
     shapes = {(t.window_shape, t.trim(r)) for ws in windows for t in ws}
     sr_tiles(engine, frames[0], full, batch=proc.batch)  # full-frame shapes: built before timing
     passes = []
