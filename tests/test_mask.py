@@ -103,6 +103,42 @@ def test_feather_is_soft_and_exact_at_the_extremes():
     assert (feather(np.zeros_like(b), radius_px=4, size=(120, 160)) == 0).all()
 
 
+def test_feather_ramp_is_compact_and_centred_on_the_radius():
+    b = np.zeros((60, 120), bool)
+    b[:, :40] = True  # straight edge: the last mask column is 39, its edge at x = 39.5
+    a = feather(b, radius_px=4, size=b.shape)
+    row = a[30]
+    assert (row[:40] == 1).all()
+    assert abs(row[43] - 0.5) < 0.1  # 3.5 px past the edge: half way
+    assert 0 < row[47] < 0.02 and (row[48:] == 0).all()  # exactly 0 from 2 * radius on
+    assert np.all(np.diff(row) <= 0)
+
+
+def test_feather_does_not_depend_on_buffer_alignment():
+    b = np.zeros((90, 160), bool)
+    cv2.circle(b.view(np.uint8), (80, 45), 25, 1, -1)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # OpenCV's serial distance transform varies in the last bit with alignment
+    try:
+        ref = feather(b, radius_px=4, size=(180, 320))
+        for offset in range(1, 8):
+            buf = np.zeros(b.size + 8, bool)[offset:offset + b.size].reshape(b.shape)
+            buf[:] = b
+            np.testing.assert_array_equal(feather(buf, radius_px=4, size=(180, 320)), ref)
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def test_held_mask_shares_one_read_only_alpha():
+    img = cv2.resize(sample_photo(), (320, 180), interpolation=cv2.INTER_AREA)
+    tracker = MaskTracker(estimator=FocusEstimator(), every=3)
+    masks = [tracker.update(img) for _ in range(4)]
+    assert [m.anchor for m in masks] == [True, False, False, True]
+    assert masks[1].alpha is masks[0].alpha and masks[2].alpha is masks[0].alpha
+    assert masks[3].alpha is not masks[0].alpha
+    assert not masks[0].alpha.flags.writeable
+
+
 def test_clean_mask_fills_holes_and_drops_specks():
     b = np.zeros((100, 100), bool)
     b[20:80, 20:80] = True

@@ -159,14 +159,12 @@ class _Warmup:
 @dataclass(frozen=True)
 class FrameResult:
     """One processed frame: the (H*s, W*s, 3) uint8 output, its mask (None in full-frame mode),
-    the indices of the plan's tiles that went through SR, the windows the network ran on and
-    the output-size alpha of the blend (None when nothing was blended)."""
+    the indices of the plan's tiles that went through SR and the windows the network ran on."""
 
     image: np.ndarray
     mask: MaskFrame | None
     tiles: list[int]
     windows: list[Tile] = field(default_factory=list)
-    alpha: np.ndarray | None = None
 
 
 @dataclass
@@ -227,19 +225,13 @@ class FrameProcessor:
         t2 = time.perf_counter()
         background = upscale_background(image, scale=s, method=self.bg)
         t3 = time.perf_counter()
-        alpha = None
-        if tiles:
-            h, w = background.shape[:2]
-            alpha = cv2.resize(mask.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-            out = blend_tiles(background, tiles, alpha, scale=s)
-        else:
-            out = background
+        out = blend_tiles(background, tiles, mask.alpha, scale=s) if tiles else background
         t4 = time.perf_counter()
         timings["mask"] += t1 - t0
         timings["sr"] += t2 - t1
         timings["background"] += t3 - t2
         timings["composite"] += t4 - t3
-        return FrameResult(image=out, mask=mask, tiles=indices, windows=windows, alpha=alpha)
+        return FrameResult(image=out, mask=mask, tiles=indices, windows=windows)
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """The 8-bit view of a frame: uint8 as is, uint16 rounded to 0..255."""
@@ -580,11 +572,9 @@ def _process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, 
         result = proc.process(item.frame.image, report.stages, mask=item.mask)
         out, mask = result.image, result.mask
         mask_img = None
-        if want_mask:  # the blend's alpha when there was one, else the mask's (or 1 in full-frame mode)
+        if want_mask:  # the blend's alpha (1 in full-frame mode)
             h, w = out.shape[:2]
-            if result.alpha is not None:
-                alpha = result.alpha
-            elif mask is None:
+            if mask is None:
                 alpha = np.ones((h, w), np.float32)
             else:
                 alpha = cv2.resize(mask.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
