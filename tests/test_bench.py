@@ -3,11 +3,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from media import make_video
 from vidsr.bench import STAGES, BenchConfig, DiscEstimator, psnr, run_bench, ssim
 from vidsr.cli import main
+from vidsr.cpu import ISA_FLAGS
 
 
 def test_bench_cli_reports_every_stage_and_config(tmp_path, tiny_ckpt):
@@ -36,6 +38,7 @@ def test_bench_cli_reports_every_stage_and_config(tmp_path, tiny_ckpt):
     assert full["quality"]["psnr_fg"] > 0 and "psnr_bg" in part["quality"]
     assert report["comparisons"]["torch"]["ideal_speedup"] > 1
     assert report["machine"]["cores"] >= 1 and report["machine"]["torch"]
+    assert set(report["machine"]["isa"]) <= set(ISA_FLAGS) and report["machine"]["cpu"]
     assert "unavailable: " in (tmp_path / "b.md").read_text()
 
 
@@ -85,3 +88,16 @@ def test_psnr_ssim_basics():
     m = np.zeros((32, 32), bool)
     m[:8] = True
     assert psnr(a, b, m) > 0
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bench_times_bf16_by_default_only_where_the_cpu_has_it(tmp_path, tiny_ckpt, monkeypatch, native):
+    monkeypatch.setattr("vidsr.cpu.native_bf16", lambda: native)
+    src = make_video(tmp_path / "in.mp4", frames=2, width=64, height=48)
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", str(src), "--tile", "16", "--frames", "1", "--warmup", "0",
+                                  "--repeat", "1", "--model", str(tiny_ckpt), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    names = [x["name"] for x in json.loads(out.read_text())["results"]]
+    assert ("partial/torch-bf16" in names) == native and "partial/ort" in names and "full/torch" in names
+    assert ("torch-bf16 left out" in r.output) != native

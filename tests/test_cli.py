@@ -160,3 +160,14 @@ def test_openmp_threads_spin_briefly_unless_the_environment_says(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     short_waits()
     assert "GOMP_SPINCOUNT" not in os.environ and "KMP_BLOCKTIME" not in os.environ
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_it_warns(tmp_path, tiny_ckpt, monkeypatch, native):
+    monkeypatch.setattr("vidsr.cpu.native_bf16", lambda: native)
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    r = _run("upscale", src, "-o", tmp_path / "out.mp4", "--model", tiny_ckpt, "--tile", "16",
+             "--precision", "bf16", "-q")
+    assert r.exit_code == 0, r.output
+    assert ("warning: --precision bf16: this CPU has no native bf16" in r.output) != native
+    assert len(read_video(tmp_path / "out.mp4")[0]) == 2

@@ -29,6 +29,7 @@ import numpy as np
 
 from vidsr.backends import backend_from_name, create_engine
 from vidsr.composite import upscale_background
+from vidsr.cpu import cpu_info
 from vidsr.errors import BackendUnavailable, InputError, VidsrError
 from vidsr.io import EncodeOptions, Frame, probe, read_items
 from vidsr.mask import FocusEstimator, MaskEstimator, MaskTracker
@@ -82,20 +83,24 @@ class ConfigResult:
     quality: dict[str, dict[str, float]] | None = None
 
 
+def default_backends() -> tuple[str, ...]:
+    """What ``vidsr bench`` times unless told: torch fp32, torch bf16 where the CPU has native bf16
+    (emulated bf16 takes ~10x fp32's time and tells nothing about deployment), ONNX Runtime."""
+    from vidsr.cpu import native_bf16
+
+    return ("torch", "torch-bf16", "ort") if native_bf16() else ("torch", "ort")
+
+
 def machine_info() -> dict:
     """CPU, cores, GPU and library versions, for the JSON report."""
     import onnxruntime
     import torch
 
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_info()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+        "cpu": cpu["name"], "cpu_family_model": [cpu["family"], cpu["model"]], "isa": cpu["isa"],
+        "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
         "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
         "av": av.__version__, "opencv": cv2.__version__, "numpy": np.__version__, "platform": platform.platform(),
     }

@@ -80,10 +80,21 @@ def _mask_options(f):
     return f
 
 
+def _warn_slow_bf16(precision: str, device: str, option: str) -> None:
+    """One warning line when bf16 is asked of a CPU that only emulates it."""
+    if precision == "bf16" and not device.startswith("cuda"):
+        from vidsr.cpu import BF16_SLOW, native_bf16
+
+        if not native_bf16():
+            click.echo(f"warning: {option} bf16: {BF16_SLOW}", err=True)
+
+
 def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, depth_size: int | None,
                depth_precision: str, focus_point: str | None, depth_tolerance: float, device: str):
     from vidsr.estimators import MaskSpec, parse_mask
 
+    if depth_model is not None:
+        _warn_slow_bf16(depth_precision, device, "--depth-precision")
     kind, path = parse_mask(mask)
     return MaskSpec(kind=kind, path=path, depth_model=depth_model, depth_batch=depth_batch, depth_size=depth_size,
                     depth_precision=depth_precision, device=device, focus_point=focus_point,
@@ -164,6 +175,8 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
         _fail("give either INPUT or --sample")
     device = device or ("cuda" if backend == "trt" else "cpu")
     precision = precision or ("fp16" if backend == "trt" else "fp32")
+    if backend == "torch":
+        _warn_slow_bf16(precision, device, "--precision")
     spec = _mask_spec(mask, depth_model, depth_batch, depth_size, depth_precision, focus_point, depth_tolerance,
                       device)
     config = UpscaleConfig(
@@ -462,8 +475,9 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
 @click.argument("input", required=False, type=click.Path(path_type=Path))
 @click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
 @click.option("--model", default=None, help="Shipped model name or .pt [default: compact-x<scale>].")
-@click.option("--backend", "backends", multiple=True, default=("torch", "torch-bf16", "ort"), show_default=True,
-              help="Repeatable: torch, torch-bf16, torch-fp16, ort, trt.")
+@click.option("--backend", "backends", multiple=True,
+              help="Repeatable: torch, torch-bf16, torch-fp16, ort, trt [default: torch, torch-bf16, ort; "
+                   "torch-bf16 only where the CPU has native bf16].")
 @click.option("--frames", type=click.IntRange(1, 10000), default=30, show_default=True)
 @click.option("--warmup", type=click.IntRange(0, 1000), default=3, show_default=True)
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True)
@@ -482,13 +496,17 @@ def bench(input: Path | None, scale: str, model: str | None, backends: tuple[str
           repeat: int, tile: int, batch: int, merge: bool, mask_every: int, gt: Path | None, sweep_fg: bool,
           json_path: Path | None, md_path: Path | None, plot_path: Path | None, quiet: bool) -> None:
     """Per-stage throughput (and quality, with ground truth) of partial vs full-frame SR per backend."""
-    from vidsr.bench import BenchConfig, plot, run_bench, to_markdown, write_json
+    from vidsr.bench import BenchConfig, default_backends, plot, run_bench, to_markdown, write_json
 
+    log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    if not backends:
+        backends = default_backends()
+        if "torch-bf16" not in backends:
+            log("bench: torch-bf16 left out: no native bf16 on this CPU (--backend torch-bf16 times it anyway)")
     config = BenchConfig(scale=int(scale), model=model, backends=tuple(backends), frames=frames, warmup=warmup,
                          repeat=repeat, tile=tile, batch=batch, merge=merge, mask_every=mask_every,
                          sweep_fg=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0) if sweep_fg else ())
-    report = run_bench(input, config=config, gt_path=gt,
-                       log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    report = run_bench(input, config=config, gt_path=gt, log=log)
     md = to_markdown(report)
     click.echo(md)
     if json_path:
