@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ short_waits()  # as the CLI does, before torch loads
 
 import torch  # noqa: E402
 
-from vidsr.bench import DiscEstimator  # noqa: E402
+from vidsr.bench import DiscEstimator, machine_info  # noqa: E402
 from vidsr.pipeline import UpscaleConfig, upscale_video  # noqa: E402
 from vidsr.sample import SampleSpec, write_sample  # noqa: E402
 
@@ -61,8 +59,7 @@ def main() -> None:
             print(f"{name:22s} FG {row['fg_fraction']:.1%}  SR on {row['sr_fraction']:.1%}  "
                   f"fps {', '.join(str(x['fps']) for x in runs)}", flush=True)
     report = {"input": f"built-in sample, {args.seconds:g} s, 960x540 -> 1920x1080, compact-x2, torch CPU fp32",
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "torch": torch.__version__},
+              "machine": machine_info(),
               "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cases": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

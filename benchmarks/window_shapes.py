@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ short_waits()  # as the CLI does, before torch loads
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from vidsr.bench import machine_info  # noqa: E402
 from vidsr.io import Frame, probe, read_items  # noqa: E402
 from vidsr.pipeline import UpscaleConfig, build_processor  # noqa: E402
 from vidsr.sample import SampleSpec, write_sample  # noqa: E402
@@ -86,8 +85,7 @@ def main() -> None:
         print(f"pass {p}: partial {tp / n * 1e3:.1f} ms, full {tf / n * 1e3:.1f} ms, ratio {tp / tf:.3f}", flush=True)
     report = {
         "input": f"built-in sample, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, compact-x2, torch CPU fp32",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__},
+        "machine": machine_info(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "fg_fraction": round(sum(m.fg_fraction for m in masks) / n, 3),
         "alpha_support": round(sum(float((m.alpha > 0).mean()) for m in masks) / n, 3),
