@@ -38,10 +38,7 @@ def native_bf16() -> bool:
     several times slower than fp32."""
     import torch
 
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if any(c is not None for c in checks):
-        return any(c() for c in checks if c is not None)
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_info()["isa"]))
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 BF16_SLOW = "this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 runs emulated, several times slower than fp32"
