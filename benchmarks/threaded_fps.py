@@ -23,8 +23,6 @@ from vidsr.openmp import short_waits  # noqa: E402
 
 short_waits()  # as the CLI does, before torch loads
 
-import torch  # noqa: E402
-
 from vidsr.bench import DiscEstimator, machine_info  # noqa: E402
 from vidsr.pipeline import UpscaleConfig, upscale_video  # noqa: E402
 from vidsr.sample import SampleSpec, write_sample  # noqa: E402

@@ -28,7 +28,6 @@ from vidsr.openmp import short_waits  # noqa: E402
 
 short_waits()  # as the CLI does, before torch loads
 
-import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vidsr.bench import machine_info  # noqa: E402

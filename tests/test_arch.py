@@ -111,3 +111,21 @@ def test_subpixel_residual_equals_interpolation(scale, mode):
     x = torch.rand(2, 3, 13, 17, dtype=torch.float64)
     via_conv = torch.nn.functional.pixel_shuffle(subpixel_residual(x, residual_kernel(scale, mode).double()), scale)
     assert torch.allclose(via_conv, upsample_residual(x, scale, mode), atol=1e-6)
+
+
+def test_resolve_model_scale_from_the_model(tiny_ckpt, tmp_path, monkeypatch):
+    from vidsr.models import model_scale
+
+    # no --scale: the model's own; neither: the default x2 model
+    assert resolve_model("compact-x4", scale=None)[1].scale == 4
+    assert resolve_model(None, scale=None)[1].name == "compact-x2"
+    assert model_scale("compact-x4", None) == 4 and model_scale("compact-x4", 2) == 2
+    # an existing file is a checkpoint path whatever its suffix
+    odd = tmp_path / "weights.bin"
+    odd.write_bytes(tiny_ckpt.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    model, desc = resolve_model("weights.bin", scale=None)
+    assert desc.scale == 2 and desc.name == "weights"
+    (tmp_path / "notes.txt").write_text("not weights")
+    with pytest.raises(ModelError, match="not a vidsr checkpoint"):
+        resolve_model("notes.txt", scale=None)

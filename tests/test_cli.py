@@ -171,3 +171,12 @@ def test_bf16_on_a_cpu_without_it_warns(tmp_path, tiny_ckpt, monkeypatch, native
     assert r.exit_code == 0, r.output
     assert ("warning: --precision bf16: this CPU has no native bf16" in r.output) != native
     assert len(read_video(tmp_path / "out.mp4")[0]) == 2
+
+
+def test_scale_follows_the_model(tmp_path):
+    # --model compact-x4 without --scale upscales x4 (the model's scale), not the x2 default
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    r = _run("upscale", src, "-o", tmp_path / "out.mp4", "--model", "compact-x4", "--tile", "16")
+    assert r.exit_code == 0, r.output
+    frames, _, _ = read_video(tmp_path / "out.mp4")
+    assert len(frames) == 2 and frames[0].shape[:2] == (48 * 4, 64 * 4)

@@ -43,6 +43,13 @@ class _Group(click.Group):
             raise click.ClickException(f"{type(e).__name__}: {e} (set VIDSR_DEBUG=1 for a traceback)") from None
 
 
+def _scale(scale: str | None, model: str | None) -> int:
+    """--scale, else the scale of the model --model names (2 without --model)."""
+    from vidsr.models import model_scale
+
+    return model_scale(model, int(scale) if scale else None)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vidsr")
 def main() -> None:
@@ -105,7 +112,8 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 @click.argument("input", required=False, type=click.Path(dir_okay=True, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video (.mp4, .mkv, ...).")
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
-@click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
+@click.option("--scale", type=click.Choice(["2", "4"]), default=None,
+              help="[default: the --model's scale; 2 without --model]")
 @click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x<scale>].")
 @click.option("--backend", type=click.Choice(["torch", "ort", "trt"]), default="torch", show_default=True,
               help="trt: TensorRT engine from export/ (built on first use; needs the [trt] extra and a GPU).")
@@ -148,7 +156,7 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 @click.option("--segment-s", type=click.FloatRange(1, 3600), default=10.0, show_default=True,
               help="With --workers: segment length in seconds (cut at keyframes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: str | None, backend: str,
+def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, model: str | None, backend: str,
             device: str | None, precision: str | None, batch: int, tile: int, merge: bool | None, bg: str,
             mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int | None,
             depth_size: int | None, depth_precision: str, focus_point: str | None, depth_tolerance: float,
@@ -180,7 +188,7 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str, model: s
     spec = _mask_spec(mask, depth_model, depth_batch, depth_size, depth_precision, focus_point, depth_tolerance,
                       device)
     config = UpscaleConfig(
-        scale=int(scale), model=model, backend=backend, device=device, precision=precision, batch=batch,
+        scale=_scale(scale, model), model=model, backend=backend, device=device, precision=precision, batch=batch,
         tile=tile, merge=merge, bg=bg, full_frame=full_frame, mask_every=mask_every or spec.every,
         fg_threshold=fg_threshold,
         mask_carry=mask_carry or spec.carry, mask_lookahead=spec.lookahead,
@@ -382,7 +390,8 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
 @click.option("--sheet", type=click.Path(path_type=Path), default=None,
               help="PNG contact sheet of zoomed foreground/background crops with PSNR and timings.")
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
-@click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
+@click.option("--scale", type=click.Choice(["2", "4"]), default=None,
+              help="[default: the --model's scale; 2 without --model]")
 @click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x<scale>].")
 @click.option("--backend", type=click.Choice(["torch", "ort"]), default="torch", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
@@ -401,7 +410,7 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
 @click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True)
 @click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def compare(input: Path | None, output: Path | None, sheet: Path | None, sample: bool, scale: str,
+def compare(input: Path | None, output: Path | None, sheet: Path | None, sample: bool, scale: str | None,
             model: str | None, backend: str, device: str, tile: int, bg: str, layout: str, methods: str,
             frames: str | None, gt: Path | None, sheet_frame: int | None, max_width: int, crf: int,
             no_audio: bool, quiet: bool) -> None:
@@ -416,7 +425,7 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
     if sample == (input is not None):
         _fail("give either INPUT or --sample")
     config = CompareConfig(
-        upscale=UpscaleConfig(scale=int(scale), model=model, backend=backend, device=device, tile=tile, bg=bg,
+        upscale=UpscaleConfig(scale=_scale(scale, model), model=model, backend=backend, device=device, tile=tile, bg=bg,
                               encode=EncodeOptions(crf=crf), copy_streams=not no_audio),
         layout=layout, methods=parse_methods(methods), frames=parse_frames(frames), max_width=max_width,
         sheet_frame=sheet_frame,
@@ -473,7 +482,8 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
 
 @main.command()
 @click.argument("input", required=False, type=click.Path(path_type=Path))
-@click.option("--scale", type=click.Choice(["2", "4"]), default="2", show_default=True)
+@click.option("--scale", type=click.Choice(["2", "4"]), default=None,
+              help="[default: the --model's scale; 2 without --model]")
 @click.option("--model", default=None, help="Shipped model name or .pt [default: compact-x<scale>].")
 @click.option("--backend", "backends", multiple=True,
               help="Repeatable: torch, torch-bf16, torch-fp16, ort, trt [default: torch, torch-bf16, ort; "
@@ -492,7 +502,7 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
 @click.option("--md", "md_path", type=click.Path(path_type=Path), default=None)
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
 @click.option("-q", "--quiet", is_flag=True)
-def bench(input: Path | None, scale: str, model: str | None, backends: tuple[str, ...], frames: int, warmup: int,
+def bench(input: Path | None, scale: str | None, model: str | None, backends: tuple[str, ...], frames: int, warmup: int,
           repeat: int, tile: int, batch: int, merge: bool, mask_every: int, gt: Path | None, sweep_fg: bool,
           json_path: Path | None, md_path: Path | None, plot_path: Path | None, quiet: bool) -> None:
     """Per-stage throughput (and quality, with ground truth) of partial vs full-frame SR per backend."""
@@ -503,7 +513,7 @@ def bench(input: Path | None, scale: str, model: str | None, backends: tuple[str
         backends = default_backends()
         if "torch-bf16" not in backends:
             log("bench: torch-bf16 left out: no native bf16 on this CPU (--backend torch-bf16 times it anyway)")
-    config = BenchConfig(scale=int(scale), model=model, backends=tuple(backends), frames=frames, warmup=warmup,
+    config = BenchConfig(scale=_scale(scale, model), model=model, backends=tuple(backends), frames=frames, warmup=warmup,
                          repeat=repeat, tile=tile, batch=batch, merge=merge, mask_every=mask_every,
                          sweep_fg=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0) if sweep_fg else ())
     report = run_bench(input, config=config, gt_path=gt, log=log)
@@ -568,8 +578,8 @@ def export_command(model: str | None, scale: str | None, depth_model: Path | Non
                    device: str, opset: int, atol: float, precision_report: bool, output_dir: Path | None,
                    list_only: bool, quiet: bool) -> None:
     """Export a model to ONNX (checked against torch) and optionally build a TensorRT engine."""
-    from vidsr.export import (Profile, export_dir, export_model, list_cache, parse_shape, pipeline_profile,
-                              resolve_export_model)
+    from vidsr.export import Profile, export_dir, export_model, list_cache, parse_shape, pipeline_profile
+    from vidsr.models import resolve_model
 
     folder = output_dir or export_dir()
     if list_only:
@@ -600,7 +610,7 @@ def export_command(model: str | None, scale: str | None, depth_model: Path | Non
                    "of the depth range")
         if model is None and not trt:
             return
-    net, desc = resolve_export_model(model, scale=int(scale) if scale else None)
+    net, desc = resolve_model(model, scale=int(scale) if scale else None)
     profile = pipeline_profile(tile=tile, batch=batch, pad=desc.receptive_radius)
     profile = Profile(min=parse_shape(min_shape) if min_shape else profile.min,
                       opt=parse_shape(opt_shape) if opt_shape else profile.opt,

@@ -663,20 +663,6 @@ def export_model(model: nn.Module, descriptor: ModelDescriptor, *, trt: bool = F
                         engine_max_abs_error=err)
 
 
-def resolve_export_model(name_or_path: str | None, *, scale: int | None) -> tuple[nn.Module, ModelDescriptor]:
-    """Like :func:`vidsr.models.resolve_model`, but the scale may be left out (taken from the model)."""
-    from vidsr.models import DEFAULT_MODELS, load_checkpoint, read_manifest, resolve_model
-
-    if scale is not None:
-        return resolve_model(name_or_path, scale=scale)
-    if name_or_path is None:
-        return resolve_model(DEFAULT_MODELS[2], scale=2)
-    if os.sep in name_or_path or name_or_path.endswith((".pt", ".pth")):
-        return load_checkpoint(Path(name_or_path))
-    entry = read_manifest().get(name_or_path)
-    return resolve_model(name_or_path, scale=entry.scale if entry is not None else 2)
-
-
 def export_depth_checked(model: nn.Module, *, name: str, folder: Path | None = None,
                          input_size: tuple[int, int] = (252, 448), opset: int = DEFAULT_OPSET,
                          rtol: float = 1e-3) -> OnnxExport:

@@ -94,14 +94,21 @@ def load_checkpoint(path: Path, *, name: str | None = None) -> tuple[nn.Module, 
     return model, describe(model, name=name or path.stem)
 
 
-def resolve_model(name_or_path: str | None, *, scale: int) -> tuple[nn.Module, ModelDescriptor]:
-    """A shipped model by name (``compact-x2``), a checkpoint path, or the default for ``scale``."""
+def is_model_path(name_or_path: str) -> bool:
+    """Whether ``--model`` names a checkpoint file rather than a shipped model."""
+    return os.sep in name_or_path or name_or_path.endswith((".pt", ".pth")) or Path(name_or_path).is_file()
+
+
+def resolve_model(name_or_path: str | None, *, scale: int | None) -> tuple[nn.Module, ModelDescriptor]:
+    """A shipped model by name (``compact-x2``), a checkpoint path, or the default for ``scale``.
+
+    ``scale`` None takes the model's own (x2 when no model is named either); otherwise a model of
+    another scale is refused."""
     if name_or_path is None:
-        name_or_path = DEFAULT_MODELS.get(scale)
+        name_or_path = DEFAULT_MODELS.get(2 if scale is None else scale)
         if name_or_path is None:
             raise ModelError(f"no shipped model for scale {scale} (available: {sorted(DEFAULT_MODELS)})")
-    looks_like_path = os.sep in name_or_path or name_or_path.endswith((".pt", ".pth"))
-    if looks_like_path:
+    if is_model_path(name_or_path):
         model, desc = load_checkpoint(Path(name_or_path))
     else:
         manifest = read_manifest()
@@ -115,6 +122,11 @@ def resolve_model(name_or_path: str | None, *, scale: int) -> tuple[nn.Module, M
         if sha256_file(path) != entry.sha256:
             raise ModelError(f"model file {path} does not match its sha256 in manifest.json")
         model, desc = load_checkpoint(path, name=entry.name)
-    if desc.scale != scale:
+    if scale is not None and desc.scale != scale:
         raise ModelError(f"model {desc.name!r} upscales x{desc.scale}, but --scale {scale} was asked")
     return model, desc
+
+
+def model_scale(name_or_path: str | None, scale: int | None) -> int:
+    """``scale`` when given, else the scale of the model ``--model`` names (2 for the default)."""
+    return scale if scale is not None else resolve_model(name_or_path, scale=None)[1].scale

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from vidsr.arch.compact import Residual, SubpixelNet, residual_kernel

@@ -7,7 +7,6 @@ Run standalone with ``python -m vidsr.train.cli train ...``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -33,14 +32,10 @@ def _eval_images(*, use_skimage: bool, folders: tuple[Path, ...], long_side: int
 
 
 def _load_model(name_or_path: str) -> tuple[nn.Module, ModelDescriptor]:
-    """A checkpoint path, or a model name from models/manifest.json (its scale comes from there)."""
-    from vidsr.models import load_checkpoint, read_manifest, resolve_model
+    """A checkpoint path, or a model name from models/manifest.json, at its own scale."""
+    from vidsr.models import resolve_model
 
-    if os.sep in name_or_path or name_or_path.endswith((".pt", ".pth")):
-        return load_checkpoint(Path(name_or_path))
-    entry = read_manifest().get(name_or_path)
-    scale = entry.scale if entry is not None else 2
-    return resolve_model(name_or_path, scale=scale)  # raises a clear ModelError for unknown names
+    return resolve_model(name_or_path, scale=None)  # raises a clear ModelError for unknown names
 
 
 def _print_eval(records: list[EvalRecord], json_path: Path | None) -> dict:
