@@ -42,6 +42,8 @@ def _bad_cases(tmp_path: Path, tiny_ckpt: Path):
     ok = make_video(tmp_path / "ok.mp4", frames=4)
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 20)
+    prose = tmp_path / "readme.txt"  # FFmpeg's tty demuxer would render it as a video
+    prose.write_text("plain text, which FFmpeg can draw as terminal art\n" * 40)
     audio = make_audio_only(tmp_path / "audio.m4a")
     zero = make_zero_frames(tmp_path / "zero.mkv")
     full = make_video(tmp_path / "full.mp4", frames=30)
@@ -57,6 +59,7 @@ def _bad_cases(tmp_path: Path, tiny_ckpt: Path):
     return [
         ("missing input", (tmp_path / "nope.mp4", *m), "input not found"),
         ("not a video", (text, *m), "not a readable video file"),
+        ("text file", (prose, *m), "not a video file: "),
         ("no video stream", (audio, *m), "no video stream"),
         ("zero frames", (zero, *m), "no video frames"),
         ("truncated", (trunc, *m), "not a readable video file"),

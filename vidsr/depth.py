@@ -106,7 +106,7 @@ def family_for(config: dict) -> DepthFamily:
 
 WEIGHTS_HELP = ("depth weights do not ship with vidsr: download a Depth-Anything-V2-*-hf (or Intel/dpt-*) "
                 "folder (config.json + model.safetensors) from the official release and pass it with "
-                "--depth-model (see README, 'Depth masks')")
+                "--depth-model (see README, 'Depth weights (not shipped)')")
 
 # Depth Anything V2 Small: the architecture of the official "Depth-Anything-V2-Small-hf" config
 # (DINOv2 ViT-S/14 backbone, DPT head). Base and Large differ only in these numbers.
@@ -267,7 +267,8 @@ def _read_config(folder: Path) -> dict:
         raise ModelError(f"cannot read {cfg_path}: {e}") from None
     kind = cfg.get("model_type") if isinstance(cfg, dict) else None
     if kind not in FAMILIES:
-        raise ModelError(f"{folder} holds a {kind or 'unknown'!s} model, not a depth network vidsr runs "
+        what = f"a {kind} model" if kind else "a model without a model_type"
+        raise ModelError(f"{folder} holds {what}, not a depth network vidsr runs "
                          f"(config.json model_type must be one of: {', '.join(FAMILIES)}). {WEIGHTS_HELP}")
     if not any(folder.glob("*.safetensors")):
         raise ModelError(f"{folder} has config.json but no *.safetensors weights. {WEIGHTS_HELP}")

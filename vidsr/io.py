@@ -171,6 +171,10 @@ def is_sequence(path: str | os.PathLike) -> bool:
     return str(path) != STDIO and bool(_SEQUENCE.search(Path(path).name))
 
 
+_TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+"""FFmpeg demuxers of text-mode art (.txt, .bin, .nfo, ...): they take any text or bytes, so never a video."""
+
+
 def _av_open(target, label: str, **kwargs) -> av.container.InputContainer:
     try:
         return av.open(target, mode="r", **kwargs)
@@ -240,6 +244,9 @@ class Reader:
 
     def _start(self, *, copy_streams: bool, deep: bool) -> None:
         c = self.container
+        if c.format.name in _TEXT_FORMATS:
+            # FFmpeg renders any text (tty) or byte file (bin) as a terminal-art "video"
+            raise InputError(f"not a video file: {self.source} (FFmpeg would read it as text art: {c.format.long_name})")
         if not c.streams.video:
             kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
             raise InputError(f"no video stream in {self.source} (found: {kinds})")
@@ -560,7 +567,7 @@ def check_output_path(output: Path, *, input_path: Path | None = None, container
         with open(probe_path, "wb"):
             pass
     except OSError as e:
-        raise OutputError(f"cannot write to {parent}: {e.strerror}") from None
+        raise OutputError(f"cannot create files in {parent}: {e.strerror}") from None
     try:
         av.open(str(probe_path), mode="w", format=container).close()
     except (ValueError, av.error.FFmpegError) as e:

@@ -239,7 +239,7 @@ def dataset_build_command(sources: tuple[Path, ...], out: Path, every: int, sele
         cfg = BuildConfig(every=every, select=select, max_frames=max_frames, long_side=long_side,  # type: ignore[arg-type]
                           test_fraction=test_fraction, test_sources=test_sources, seed=seed,
                           depth_model=depth_model, depth_size=depth_size, focus_floor=focus_floor, workers=workers)
-        with tqdm(desc="samples", unit="frame") as bar:
+        with tqdm(desc="dataset", unit="sample") as bar:
             ds = build_dataset(sources, out, config=cfg, overwrite=overwrite, on_sample=lambda _r: bar.update(1))
         click.echo(format_summary(summarize_dataset(ds)))
     except (VidsrError, ValueError) as e:
