@@ -66,6 +66,48 @@ def make_audio_only(path: Path) -> Path:
     return path
 
 
+def _add_still(c, *, width: int, height: int, cover: bool):
+    """A stream for one MJPEG picture (``cover``: marked as an attached picture); returns a function
+    that muxes the picture once every stream has been added."""
+    s = c.add_stream("mjpeg", rate=1)
+    s.width, s.height, s.pix_fmt = width, height, "yuvj420p"
+    if cover:
+        s.disposition = av.stream.Disposition.attached_pic
+    img = np.full((height, width, 3), 90, np.uint8)
+
+    def mux() -> None:
+        c.mux(s.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuvj420p")))
+        c.mux(s.encode(None))
+    return mux
+
+
+def make_still_first(path: Path, *, frames: int = 6, width: int = 64, height: int = 48, fps: int = 24) -> Path:
+    """A one-frame MJPEG still (a poster frame) as the first video stream, then the clip's H.264 one."""
+    with contextlib.closing(av.open(str(path), "w")) as c:
+        mux_still = _add_still(c, width=32, height=32, cover=False)
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"crf": "10", "preset": "ultrafast"}
+        mux_still()
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(textured_frame(i, width=width, height=height), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+    return path
+
+
+def make_audio_with_cover(path: Path) -> Path:
+    """Audio with cover art (an attached picture, as music files carry it): nothing to upscale."""
+    with contextlib.closing(av.open(str(path), "w", format="mp4")) as c:
+        a = c.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        mux_still = _add_still(c, width=64, height=64, cover=True)
+        mux_still()
+        _write_tone(c, a, seconds=0.5, rate=48000)
+    return path
+
+
 def make_zero_frames(path: Path) -> Path:
     with contextlib.closing(av.open(str(path), "w")) as c:
         v = c.add_stream("libx264", rate=24)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from media import (Track, make_audio_only, make_clip, make_image_sequence, make_zero_frames, read_video,
-                   streams_of)
+from media import (Track, make_audio_only, make_audio_with_cover, make_clip, make_image_sequence,
+                   make_still_first, make_zero_frames, read_video, streams_of)
 from vidsr.cli import main
 from vidsr.pipeline import UpscaleConfig, upscale_video
 
@@ -201,6 +201,12 @@ def check_av1(src, out, text):
     assert o.streams[0][1] in ("av1", "libdav1d")  # named by the decoder PyAV picked
 
 
+def check_still_first(src, out, text):
+    o = facts(out)  # the clip was upscaled, not the one-frame still before it
+    assert o.frames == 6 and o.pts == [round(k * 1000 / 24) for k in range(6)] and o.size == (128, 96)
+    assert [st[:2] for st in o.streams] == [("video", "h264")]
+
+
 def check_image_sequence(src, out, text):
     o = facts(out)
     assert o.frames == 5 and seconds(o.pts, o.time_base) == [Fraction(k, 12) for k in range(5)]
@@ -224,6 +230,10 @@ CASES = [
     Case("odd size 161x97", lambda d: make_clip(d / "odd.mkv", frames=3, width=161, height=97, pix_fmt="yuv444p"),
          check=check_odd_size),
     Case("audio only", lambda d: make_audio_only(d / "audio.m4a"), error="no video stream"),
+    Case("still before the clip", lambda d: make_still_first(d / "still.mkv"), check=check_still_first,
+         warnings=("video stream #0 (mjpeg) not copied",)),
+    Case("audio + cover art", lambda d: make_audio_with_cover(d / "song.m4a"), out="out.mp4",
+         error="no video stream in"),
     Case("zero frames", lambda d: make_zero_frames(d / "zero.mkv"), error="no video frames"),
     Case("truncated mp4", lambda d: _truncate(make_clip(d / "t.mp4", frames=24), d / "trunc.mp4"),
          error="not a readable video file"),

@@ -247,10 +247,7 @@ class Reader:
         if c.format.name in _TEXT_FORMATS:
             # FFmpeg renders any text (tty) or byte file (bin) as a terminal-art "video"
             raise InputError(f"not a video file: {self.source} (FFmpeg would read it as text art: {c.format.long_name})")
-        if not c.streams.video:
-            kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
-            raise InputError(f"no video stream in {self.source} (found: {kinds})")
-        v = c.streams.video[0]
+        v = main_video_stream(c, self.source)
         if not v.codec_context or not v.codec_context.width:
             raise InputError(f"video stream of {self.source} has no frame size (truncated or unsupported)")
         v.thread_type = "AUTO"
@@ -609,6 +606,17 @@ def _known_layout(layout: av.AudioLayout) -> str:
         return layout.name
     return {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}.get(
         layout.nb_channels, layout.name)
+
+
+def main_video_stream(c: av.container.InputContainer, source: object) -> av.stream.Stream:
+    """The video stream to upscale: the one FFmpeg's tools pick (``av_find_best_stream``: most
+    decodable frames, then bitrate), never cover art (an attached picture)."""
+    moving = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:
+        kinds = ", ".join(sorted({"cover art" if s.type == "video" else s.type for s in c.streams}))
+        raise InputError(f"no video stream in {source} (found: {kinds or 'no streams'})")
+    best = c.streams.best("video")
+    return best if best in moving else moving[0]
 
 
 def describe_stream(s: av.stream.Stream) -> str:

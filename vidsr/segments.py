@@ -26,7 +26,7 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import can_copy
+from vidsr.io import can_copy, main_video_stream
 
 SIDE_TYPES = ("audio", "subtitle")
 # container/stream tags that describe the old file rather than its content
@@ -99,16 +99,10 @@ def _open(path: str | Path) -> av.container.InputContainer:
         raise InputError(f"cannot open {p}: {getattr(e, 'strerror', None) or e}") from None
 
 
-def _video(c: av.container.InputContainer, path: str | Path) -> av.stream.Stream:
-    if not c.streams.video:
-        raise InputError(f"no video stream in {path}")
-    return c.streams.video[0]
-
-
 def _scan(path: str | Path) -> _Scan:
     """Read every video packet of ``path`` (no decoding): pts, key flag, and content hashes."""
     with contextlib.closing(_open(path)) as c:
-        v = _video(c, path)
+        v = main_video_stream(c, path)
         tb = v.time_base or Fraction(1, 90000)
         pts: list[int] = []
         key: list[bool] = []
@@ -284,7 +278,7 @@ def write_segment(source: str | Path, segment: Segment, dest: str | Path) -> tup
 
 def _copy_packets(source: str | Path, segment: Segment, dest: Path) -> int:
     with contextlib.closing(_open(source)) as c:
-        v = _video(c, source)
+        v = main_video_stream(c, source)
         try:
             out = av.open(str(dest), mode="w")
         except OSError as e:
@@ -344,7 +338,7 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
     warnings: list[str] = []
     with contextlib.ExitStack() as stack:
         ins = [stack.enter_context(contextlib.closing(_open(p))) for p in parts]
-        vids = [_video(c, p) for c, p in zip(ins, parts)]
+        vids = [main_video_stream(c, p) for c, p in zip(ins, parts)]
         ref = vids[0]
 
         def sig(s: av.stream.Stream) -> tuple:
