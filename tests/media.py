@@ -108,6 +108,24 @@ def make_audio_with_cover(path: Path) -> Path:
     return path
 
 
+def make_interlaced(path: Path, *, frames: int = 8, width: int = 64, height: int = 48, fps: int = 25) -> Path:
+    """Interlaced video of a white bar moving right over grey: the top field (even rows) shows it
+    at one moment, the bottom field half a frame later, 3 px further on; coded as interlaced."""
+    with contextlib.closing(av.open(str(path), "w")) as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"crf": "4", "preset": "ultrafast", "x264-params": "tff=1"}
+        for i in range(frames):
+            img = np.full((height, width, 3), 60, np.uint8)
+            for rows, x in ((slice(0, None, 2), 10 + 6 * i), (slice(1, None, 2), 13 + 6 * i)):
+                img[rows, x:x + 8] = 230
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+    return path
+
+
 def make_zero_frames(path: Path) -> Path:
     with contextlib.closing(av.open(str(path), "w")) as c:
         v = c.add_stream("libx264", rate=24)

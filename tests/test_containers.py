@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from media import (Track, make_audio_only, make_audio_with_cover, make_clip, make_image_sequence,
-                   make_still_first, make_zero_frames, read_video, streams_of)
+                   make_interlaced, make_still_first, make_zero_frames, read_video, streams_of)
 from vidsr.cli import main
 from vidsr.pipeline import UpscaleConfig, upscale_video
 
@@ -207,6 +207,23 @@ def check_still_first(src, out, text):
     assert [st[:2] for st in o.streams] == [("video", "h264")]
 
 
+def comb(path: Path) -> float:
+    """Mean vertical step of the green channel: ~0 for the moving bar of ``make_interlaced`` when
+    each frame shows it at one moment, large when two fields taken apart are woven together."""
+    frames, _, _ = read_video(path)
+    return float(np.mean([np.abs(np.diff(f[..., 1].astype(int), axis=0)).mean() for f in frames]))
+
+
+def check_deinterlaced(src, out, text):
+    _same_video_timing(src, out)
+    assert comb(src) > 10 and comb(out) < 1
+
+
+def check_interlaced_kept(src, out, text):
+    _same_video_timing(src, out)
+    assert comb(out) > 5
+
+
 def check_image_sequence(src, out, text):
     o = facts(out)
     assert o.frames == 5 and seconds(o.pts, o.time_base) == [Fraction(k, 12) for k in range(5)]
@@ -234,6 +251,12 @@ CASES = [
          warnings=("video stream #0 (mjpeg) not copied",)),
     Case("audio + cover art", lambda d: make_audio_with_cover(d / "song.m4a"), out="out.mp4",
          error="no video stream in"),
+    # the shipped model: the random test network adds vertical steps of its own
+    Case("interlaced", lambda d: make_interlaced(d / "tff.mkv"), args=("--model", "compact-x2"),
+         check=check_deinterlaced, warnings=("the input is interlaced: its interlaced frames were deinterlaced with bwdif",)),
+    Case("interlaced --deinterlace off", lambda d: make_interlaced(d / "tff.mkv"),
+         args=("--model", "compact-x2", "--deinterlace", "off"), check=check_interlaced_kept,
+         warnings=("upscaled with its two fields woven together",)),
     Case("zero frames", lambda d: make_zero_frames(d / "zero.mkv"), error="no video frames"),
     Case("truncated mp4", lambda d: _truncate(make_clip(d / "t.mp4", frames=24), d / "trunc.mp4"),
          error="not a readable video file"),

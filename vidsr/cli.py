@@ -145,6 +145,8 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
               help="Output container (FFmpeg muxer name) [default: from OUTPUT's extension; matroska for '-'].")
 @click.option("--input-fps", default=None, help="Frame rate of an image-sequence INPUT, e.g. 24 or 30000/1001 [25].")
 @click.option("--strict", is_flag=True, help="Fail (no output) if packets were corrupt or the input is cut short.")
+@click.option("--deinterlace", type=click.Choice(["auto", "all", "off"]), default="auto", show_default=True,
+              help="Deinterlace (bwdif, same frame count) the frames flagged interlaced, every frame, or none.")
 @click.option("--resume", is_flag=True,
               help="Work in segments kept beside OUTPUT; rerun the same command to continue a stopped run.")
 @click.option("--save-mask", type=click.Path(path_type=Path), default=None, help="Also write the soft mask as a grey video.")
@@ -162,8 +164,8 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
             depth_size: int | None, depth_precision: str, focus_point: str | None, depth_tolerance: float,
             mask_carry: str | None, fg_threshold: float | None, feather: float, full_frame: bool,
             codec: str | None, crf: int, preset: str | None,
-            pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, resume: bool,
-            save_mask: Path | None, no_audio: bool, workers: int | None, ray_address: str | None,
+            pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, deinterlace: str,
+            resume: bool, save_mask: Path | None, no_audio: bool, workers: int | None, ray_address: str | None,
             segment_s: float, quiet: bool) -> None:
     """Upscale INPUT (or --sample) to OUTPUT, super-resolving only the in-focus foreground.
 
@@ -194,8 +196,8 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
         mask_carry=mask_carry or spec.carry, mask_lookahead=spec.lookahead,
         feather_px=feather, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                                                  container=container),
-        copy_streams=not no_audio, save_mask=save_mask, strict=strict, resume=resume,
-        input_rate=_fraction(input_fps, "--input-fps") if input_fps else None,
+        copy_streams=not no_audio, save_mask=save_mask, strict=strict, deinterlace=deinterlace,
+        resume=resume, input_rate=_fraction(input_fps, "--input-fps") if input_fps else None,
     )
     from vidsr.distributed import is_batch
 

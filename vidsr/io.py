@@ -29,6 +29,7 @@ import av.error
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, VideoReformatter
 
+from vidsr.deinterlace import DeinterlaceMode, Deinterlacer, is_interlaced
 from vidsr.errors import InputError, OutputError
 
 log = logging.getLogger("vidsr")
@@ -144,6 +145,8 @@ class DecodeStats:
     read_error: str | None = None
     truncated: str | None = None
     ignored: list[str] = field(default_factory=list)  # streams that are not copied (data, extra video)
+    interlaced: int = 0  # frames the decoder flagged interlaced
+    deinterlaced: bool = False  # whether frames went through the deinterlacer
 
     @property
     def damage(self) -> list[str]:
@@ -159,6 +162,13 @@ class DecodeStats:
         """Everything worth a warning: :attr:`damage` and repaired timestamps."""
         extra = [f"{self.repaired_pts} frame(s) had missing or out-of-order timestamps; "
                  "they were given the next free ones"] if self.repaired_pts else []
+        # no counts: the segments of one input (--workers, --resume) give the same line
+        if self.interlaced and self.deinterlaced:
+            extra.append("the input is interlaced: its interlaced frames were deinterlaced with bwdif "
+                         "(--deinterlace off keeps the fields)")
+        elif self.interlaced:
+            extra.append("the input is interlaced and was upscaled with its two fields woven together "
+                         "(--deinterlace off)")
         return self.damage + extra + [f"{s} not copied: only audio and subtitle streams are" for s in self.ignored]
 
 
@@ -229,12 +239,17 @@ class Reader:
         copy_streams: also yield audio/subtitle packets (:class:`Passthrough`).
         deep: frames of inputs deeper than 8 bits come out as (H, W, 3) uint16, else uint8.
         rate: frame rate of an image sequence (default 25); ignored for other inputs.
+        deinterlace: auto deinterlaces the frames flagged interlaced (from the first such frame
+            on, with bwdif: :mod:`vidsr.deinterlace`), all every frame, off none.
     """
 
     def __init__(self, source: str | os.PathLike, *, copy_streams: bool = True, deep: bool = False,
-                 rate: Fraction | None = None, stats: DecodeStats | None = None) -> None:
+                 rate: Fraction | None = None, stats: DecodeStats | None = None,
+                 deinterlace: DeinterlaceMode = "auto") -> None:
         self.source = str(source)
         self.stats = stats if stats is not None else DecodeStats()
+        self._deinterlace_mode = deinterlace
+        self._deinterlacer: Deinterlacer | None = None
         self.container = _open_input(source, rate=rate)
         try:
             self._start(copy_streams=copy_streams, deep=deep)
@@ -292,11 +307,28 @@ class Reader:
                 return frames[0]
 
     def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
+        """Frames from ``packet`` (None, or the demuxer's empty packet at the end: drain the decoder)."""
         try:
-            return packet.decode() if packet is not None else self.video.decode(None)
+            frames = packet.decode() if packet is not None else self.video.decode(None)
         except av.error.FFmpegError:
             self.stats.bad_packets += 1
-            return []
+            frames = []
+        return self._deinterlaced(frames, last=packet is None or packet.size == 0)
+
+    def _deinterlaced(self, frames: list[av.VideoFrame], *, last: bool) -> list[av.VideoFrame]:
+        mode, out = self._deinterlace_mode, []
+        for f in frames:
+            interlaced = is_interlaced(f)
+            self.stats.interlaced += interlaced
+            if self._deinterlacer is None and (mode == "all" or (mode == "auto" and interlaced)):
+                self._deinterlacer = Deinterlacer(f, time_base=self.time_base, all_frames=mode == "all")
+                self.stats.deinterlaced = True
+            d = self._deinterlacer
+            # a frame of another size passes by the filter, to be refused in _frame
+            out += d.push(f) if d is not None and (f.width, f.height) == d.size else [f]
+        if last and self._deinterlacer is not None:
+            out += self._deinterlacer.flush()
+        return out
 
     def _describe(self, first: av.VideoFrame) -> VideoInfo:
         v, c = self.video, self.container
@@ -353,6 +385,7 @@ class Reader:
         except av.error.FFmpegError as e:
             raise InputError(f"cannot seek in {self.source} to resume: {e.strerror or e}") from None
         self.video.codec_context.flush_buffers()
+        self._deinterlacer = None  # a fresh filter: the frames it held are from before the seek
         self._pending.clear()
         self._packets = self.container.demux(self.video, *self.side_streams)
         self._skip_before, self._last, self._next_pts = pts, None, None
@@ -413,13 +446,14 @@ def probe(path: str | os.PathLike, *, rate: Fraction | None = None) -> VideoInfo
 
 
 def read_items(path: str | os.PathLike, *, copy_streams: bool = True, stats: DecodeStats | None = None,
-               deep: bool = False) -> Iterator[Frame | Passthrough]:
+               deep: bool = False, deinterlace: DeinterlaceMode = "auto") -> Iterator[Frame | Passthrough]:
     """Demux ``path`` in file order: decoded video frames and audio/subtitle packets to copy.
 
     Frames keep their pts and duration; frames with no pts get one from the frame rate.
     Packets that fail to decode are counted in ``stats.bad_packets`` and skipped.
     """
-    with contextlib.closing(Reader(path, copy_streams=copy_streams, deep=deep, stats=stats)) as r:
+    with contextlib.closing(Reader(path, copy_streams=copy_streams, deep=deep, stats=stats,
+                                   deinterlace=deinterlace)) as r:
         yield from r.items()
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from vidsr.backends import Engine, backend_from_name, create_engine
 from vidsr.composite import BgMethod, blend_tiles, upscale_background
+from vidsr.deinterlace import DeinterlaceMode
 from vidsr.errors import InputError
 from vidsr.io import (
     STDIO,
@@ -87,6 +88,7 @@ class UpscaleConfig:
     queue_size: int = 8
     save_mask: Path | None = None
     strict: bool = False  # fail (no output) when packets were corrupt or the input was cut short
+    deinterlace: DeinterlaceMode = "auto"  # interlaced frames through bwdif (vidsr.deinterlace)
     input_rate: Fraction | None = None  # frame rate of an image-sequence input (default 25)
     resume: bool = False  # work in resumable segments kept beside the output (see vidsr.resume)
     segment_frames: int = 120  # with resume: a segment starts at the first keyframe after this many
@@ -370,7 +372,7 @@ def upscale_video(input_path: str | Path, output_path: str | Path, *, config: Up
         raise InputError("--resume cannot be combined with --save-mask")
     stats = DecodeStats()
     reader = Reader(input_path, copy_streams=config.copy_streams and not config.resume, deep=True,
-                    rate=config.input_rate, stats=stats)
+                    rate=config.input_rate, stats=stats, deinterlace=config.deinterlace)
     with contextlib.closing(reader):
         return _upscale(reader, output_path, config=config, estimator=estimator, on_frame=on_frame,
                         window=window, output_info=output_info, engine=engine)
