@@ -179,6 +179,7 @@ def deep_frame(i: int, *, width: int, height: int) -> np.ndarray:
 def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48, fps: int = 24,
               codec: str = "libx264", pix_fmt: str = "yuv420p", pts: list[int] | None = None,
               time_base: Fraction | None = None, colour: dict[str, int] | None = None, rotation: int = 0,
+              pixel_aspect: Fraction | None = None,
               tracks: tuple[Track, ...] = (), metadata: dict[str, str] | None = None,
               corrupt: frozenset[int] = frozenset(), keyint: int | None = None) -> Path:
     """A small clip with whatever a hard case needs.
@@ -188,6 +189,7 @@ def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48,
         colour: codec/frame colour tags, e.g. ``{"color_primaries": 9, "color_trc": 16,
             "colorspace": 9, "color_range": 1}``; frames are converted with that matrix/range.
         rotation: display rotation in degrees (display matrix side data).
+        pixel_aspect: sample aspect ratio of anamorphic video (e.g. 32/27: 72x48 shown at 16:9).
         tracks: audio/subtitle streams, one second of audio each (or as long as the video).
         corrupt: decode-order indices of video packets whose payload is replaced by noise.
         keyint: GOP length for libx264 (keyframe every ``keyint`` frames).
@@ -211,6 +213,8 @@ def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48,
             setattr(v.codec_context, name, value)
         if rotation:
             v.set_display_rotation(rotation)
+        if pixel_aspect:
+            v.codec_context.sample_aspect_ratio = pixel_aspect
         outs = []
         for t in tracks:
             if t.lines:

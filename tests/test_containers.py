@@ -142,6 +142,14 @@ def check_rotated(src, out, text):
     assert o.streams[1] == ("audio", "aac", "eng", None, True)
 
 
+def check_anamorphic(src, out, text):
+    _same_video_timing(src, out)
+    with contextlib.closing(av.open(str(out))) as c:
+        v = c.streams.video[0]
+        assert (v.width, v.height, v.sample_aspect_ratio, v.display_aspect_ratio) == (144, 96, Fraction(32, 27),
+                                                                                     Fraction(16, 9))
+
+
 def check_odd_size(src, out, text):
     i, o = _same_video_timing(src, out)
     assert i.size == (161, 97) and o.size == (322, 194) and o.pix_fmt == i.pix_fmt == "yuv444p"
@@ -244,6 +252,9 @@ CASES = [
                                                    metadata={"title": "phone clip",
                                                              "creation_time": "2024-05-06T07:08:09.000000Z"}),
          out="out.mp4", check=check_rotated),
+    Case("anamorphic 72x48 at 16:9", lambda d: make_clip(d / "dv.mp4", frames=3, width=72,
+                                                         pixel_aspect=Fraction(32, 27)),
+         out="out.mp4", check=check_anamorphic),
     Case("odd size 161x97", lambda d: make_clip(d / "odd.mkv", frames=3, width=161, height=97, pix_fmt="yuv444p"),
          check=check_odd_size),
     Case("audio only", lambda d: make_audio_only(d / "audio.m4a"), error="no video stream"),

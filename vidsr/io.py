@@ -108,6 +108,9 @@ class VideoInfo:
     video_metadata: tuple[tuple[str, str], ...] = ()
     source: str = "file"
     """``file``, ``sequence`` (image sequence) or ``pipe`` (stdin: can be read only once)."""
+    sample_aspect_ratio: Fraction | None = None
+    """Pixel shape of anamorphic video (DV, DVD, SD broadcast: e.g. 32/27 for 720x480 at 16:9);
+    None for square pixels or unknown. Upscaling both axes alike keeps it."""
 
     @property
     def fps(self) -> float:
@@ -170,6 +173,11 @@ class DecodeStats:
             extra.append("the input is interlaced and was upscaled with its two fields woven together "
                          "(--deinterlace off)")
         return self.damage + extra + [f"{s} not copied: only audio and subtitle streams are" for s in self.ignored]
+
+
+def _pixel_aspect(v: av.stream.Stream) -> Fraction | None:
+    sar = v.sample_aspect_ratio or v.codec_context.sample_aspect_ratio
+    return Fraction(sar) if sar and sar > 0 and sar != 1 else None
 
 
 def _clean_tags(tags) -> tuple[tuple[str, str], ...]:
@@ -346,6 +354,7 @@ class Reader:
             pix_fmt=first.format.name, audio_streams=len(c.streams.audio), subtitle_streams=len(c.streams.subtitles),
             bit_depth=max((p.bits for p in comps), default=8), colour=Colour.of(first),
             metadata=_clean_tags(c.metadata), video_metadata=_clean_tags(v.metadata), source=source,
+            sample_aspect_ratio=_pixel_aspect(v),
         )
 
     def items(self) -> Iterator[Frame | Passthrough]:
@@ -774,6 +783,8 @@ class VideoWriter:
         self._reformatter = VideoReformatter()
         if info.rotation:
             v.set_display_rotation(info.rotation)
+        if info.sample_aspect_ratio:
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
         v.metadata.update(dict(info.video_metadata))
         self.container.metadata.update(dict(info.metadata))
         try:  # open the encoder now: a bad --codec/--crf/--preset fails before the run, with its reason
