@@ -283,12 +283,16 @@ def _write_tone(c, s, *, seconds: float, rate: int) -> None:
 
 
 def make_image_sequence(folder: Path, *, frames: int = 5, width: int = 48, height: int = 32,
-                        start: int = 1) -> Path:
-    """PNG frames ``folder/%06d.png`` numbered from ``start``; returns the pattern."""
+                        start: int = 1, alpha: bool = False) -> Path:
+    """PNG frames ``folder/%06d.png`` numbered from ``start`` (``alpha``: RGBA, the subject's
+    left half transparent); returns the pattern."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(frames):
-        cv2.imwrite(str(folder / f"{start + i:06d}.png"),
-                    cv2.cvtColor(textured_frame(i, width=width, height=height), cv2.COLOR_RGB2BGR))
+        bgr = cv2.cvtColor(textured_frame(i, width=width, height=height), cv2.COLOR_RGB2BGR)
+        if alpha:
+            bgr = np.dstack([bgr, np.full((height, width), 255, np.uint8)])
+            bgr[:, : width // 2, 3] = 0
+        cv2.imwrite(str(folder / f"{start + i:06d}.png"), bgr)
     return folder / "%06d.png"
 
 

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from media import (Track, make_audio_only, make_audio_with_cover, make_clip, make_image_sequence,
                    make_interlaced, make_still_first, make_zero_frames, read_video, streams_of)
 from vidsr.cli import main
+from vidsr.io import has_alpha
 from vidsr.pipeline import UpscaleConfig, upscale_video
 
 HDR10 = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}  # bt2020, pq, bt2020nc, tv
@@ -308,6 +309,9 @@ CASES = [
          error="cannot start the libx264 encoder (crf 18, preset bogus): Invalid argument"),
     Case("image sequence", lambda d: make_image_sequence(d / "frames", frames=5, start=1), out="out.mp4",
          args=("--input-fps", "12"), check=check_image_sequence),
+    Case("RGBA image sequence", lambda d: make_image_sequence(d / "frames", frames=5, start=1, alpha=True),
+         out="out.mp4", args=("--input-fps", "12"), check=check_image_sequence,
+         warnings=("the input's alpha channel (rgba) is not kept: the output is opaque",)),
     Case("missing image sequence", lambda d: d / "nothing" / "%06d.png", error="image sequence folder not found"),
     Case("unwritable output", lambda d: make_clip(d / "ok.mkv", frames=2), out="no_such_dir/out.mkv",
          error="output folder does not exist"),
@@ -452,3 +456,10 @@ def test_explicit_codec_is_kept_and_each_output_picks_its_own(tmp_path, tiny_ckp
     out, mask = tmp_path / "out.mp4", tmp_path / "mask.webm"
     upscale_video(src, out, config=UpscaleConfig(model=str(tiny_ckpt), tile=16, save_mask=mask))
     assert streams_of(out)[0][1] == "h264" and streams_of(mask)[0][1] == "vp9"
+
+
+@pytest.mark.parametrize("pix_fmt,alpha", [("rgba", True), ("yuva420p", True), ("ya8", True), ("gbrap", True),
+                                           ("yuv420p", False), ("rgb24", False), ("bgr0", False), ("gray", False),
+                                           ("yuv420p10le", False), ("pal8", False)])
+def test_has_alpha(pix_fmt, alpha):
+    assert has_alpha(pix_fmt) is alpha

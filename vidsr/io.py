@@ -558,6 +558,14 @@ def _rgb_like(pix_fmt: str) -> bool:
     return f.is_rgb or f.has_palette or len(f.components) <= 2
 
 
+def has_alpha(pix_fmt: str) -> bool:
+    """Whether frames of ``pix_fmt`` carry transparency (rgba, yuva420p, ya8, gbrap, ...)."""
+    try:
+        return len(av.VideoFormat(pix_fmt).components) in (2, 4)
+    except (ValueError, av.error.FFmpegError):
+        return False
+
+
 def choose_pix_fmt(options: EncodeOptions, info: VideoInfo) -> tuple[str, str | None]:
     """The encoder's pixel format for ``info``'s input, and a warning if depth or chroma is lost."""
     if options.pix_fmt:
@@ -767,6 +775,8 @@ class VideoWriter:
         pix_fmt, warning = choose_pix_fmt(options, info)
         if warning:
             self.warnings.append(warning)
+        if has_alpha(info.pix_fmt):
+            self.warnings.append(f"the input's alpha channel ({info.pix_fmt}) is not kept: the output is opaque")
         v.width, v.height = self.width, self.height
         try:
             v.pix_fmt = pix_fmt
