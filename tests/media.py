@@ -27,11 +27,14 @@ def textured_frame(i: int, *, width: int, height: int, seed: int = 0) -> np.ndar
 
 def make_video(path: Path, *, frames: int = 8, width: int = 64, height: int = 48, fps: int = 24,
                audio: bool = False, codec: str = "libx264", pts_step: list[int] | None = None,
-               time_base: Fraction | None = None, start_pts: int = 0, x264_params: str | None = None) -> Path:
+               time_base: Fraction | None = None, start_pts: int = 0, x264_params: str | None = None,
+               chapters: tuple[tuple[int, int, str], ...] = ()) -> Path:
     """Write a small clip. ``pts_step`` gives per-frame pts increments (variable frame rate);
-    ``x264_params`` is passed to libx264 (e.g. a fixed keyframe interval)."""
+    ``x264_params`` is passed to libx264 (e.g. a fixed keyframe interval); ``chapters``:
+    (start_ms, end_ms, title) marks."""
     tb = time_base or Fraction(1, fps)
     with contextlib.closing(av.open(str(path), "w")) as c:
+        c.set_chapters(chapter_dicts(chapters))
         v = c.add_stream(codec, rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
@@ -52,6 +55,12 @@ def make_video(path: Path, *, frames: int = 8, width: int = 64, height: int = 48
         if a is not None:
             _write_tone(c, a, seconds=frames / fps, rate=48000)
     return path
+
+
+def chapter_dicts(chapters: tuple[tuple[int, int, str], ...]) -> list[dict]:
+    """(start_ms, end_ms, title) marks as PyAV's ``set_chapters`` takes them."""
+    return [{"id": i + 1, "start": a, "end": b, "time_base": Fraction(1, 1000), "metadata": {"title": t}}
+            for i, (a, b, t) in enumerate(chapters)]
 
 
 def make_audio_only(path: Path) -> Path:
@@ -179,7 +188,7 @@ def deep_frame(i: int, *, width: int, height: int) -> np.ndarray:
 def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48, fps: int = 24,
               codec: str = "libx264", pix_fmt: str = "yuv420p", pts: list[int] | None = None,
               time_base: Fraction | None = None, colour: dict[str, int] | None = None, rotation: int = 0,
-              pixel_aspect: Fraction | None = None,
+              pixel_aspect: Fraction | None = None, chapters: tuple[tuple[int, int, str], ...] = (),
               tracks: tuple[Track, ...] = (), metadata: dict[str, str] | None = None,
               corrupt: frozenset[int] = frozenset(), keyint: int | None = None) -> Path:
     """A small clip with whatever a hard case needs.
@@ -190,6 +199,7 @@ def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48,
             "colorspace": 9, "color_range": 1}``; frames are converted with that matrix/range.
         rotation: display rotation in degrees (display matrix side data).
         pixel_aspect: sample aspect ratio of anamorphic video (e.g. 32/27: 72x48 shown at 16:9).
+        chapters: (start_ms, end_ms, title) chapter marks.
         tracks: audio/subtitle streams, one second of audio each (or as long as the video).
         corrupt: decode-order indices of video packets whose payload is replaced by noise.
         keyint: GOP length for libx264 (keyframe every ``keyint`` frames).
@@ -199,6 +209,7 @@ def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48,
     deep = "10" in pix_fmt or "12" in pix_fmt
     with contextlib.closing(av.open(str(path), "w")) as c:
         c.metadata.update(metadata or {})
+        c.set_chapters(chapter_dicts(chapters))
         v = c.add_stream(codec, rate=fps)
         v.width, v.height, v.pix_fmt = width, height, pix_fmt
         opts = {"crf": "12", "preset": "ultrafast"} if codec in ("libx264", "libx265") else {}

@@ -151,6 +151,20 @@ def check_anamorphic(src, out, text):
                                                                                      Fraction(16, 9))
 
 
+CHAPTERS = ((0, 150, "Intro"), (150, 333, "Verse"))
+
+
+def chapters_of(path: Path) -> list[tuple[float, float, str]]:
+    with contextlib.closing(av.open(str(path))) as c:
+        return [(round(float(ch["start"] * ch["time_base"]), 3), round(float(ch["end"] * ch["time_base"]), 3),
+                 ch["metadata"].get("title")) for ch in c.chapters()]
+
+
+def check_chapters(src, out, text):
+    _same_video_timing(src, out)
+    assert chapters_of(out) == chapters_of(src) == [(0.0, 0.15, "Intro"), (0.15, 0.333, "Verse")]
+
+
 def check_odd_size(src, out, text):
     i, o = _same_video_timing(src, out)
     assert i.size == (161, 97) and o.size == (322, 194) and o.pix_fmt == i.pix_fmt == "yuv444p"
@@ -256,6 +270,11 @@ CASES = [
     Case("anamorphic 72x48 at 16:9", lambda d: make_clip(d / "dv.mp4", frames=3, width=72,
                                                          pixel_aspect=Fraction(32, 27)),
          out="out.mp4", check=check_anamorphic),
+    Case("chapters mkv -> mp4", lambda d: make_clip(d / "ch.mkv", frames=8, chapters=CHAPTERS), out="out.mp4",
+         check=check_chapters),
+    # mp4 keeps chapters in a text track of its own, which FFmpeg marks discarded: no warning for it
+    Case("chapters mp4 -> mp4", lambda d: make_clip(d / "ch.mp4", frames=8, chapters=CHAPTERS), out="out.mp4",
+         check=check_chapters),
     Case("odd size 161x97", lambda d: make_clip(d / "odd.mkv", frames=3, width=161, height=97, pix_fmt="yuv444p"),
          check=check_odd_size),
     Case("audio only", lambda d: make_audio_only(d / "audio.m4a"), error="no video stream"),

@@ -13,9 +13,10 @@ from vidsr.segments import join_segments, plan_segments, split_points, write_seg
 
 
 def make_gop_video(path: Path, *, frames: int = 60, fps: int = 24, gop: int = 12, bframes: int = 2,
-                   width: int = 64, height: int = 48, audio: bool = False) -> Path:
+                   width: int = 64, height: int = 48, audio: bool = False,
+                   chapters: tuple[tuple[int, int, str], ...] = ()) -> Path:
     """A clip with a keyframe exactly every ``gop`` frames (closed GOPs, B-frames on)."""
-    return make_video(path, frames=frames, fps=fps, width=width, height=height, audio=audio,
+    return make_video(path, frames=frames, fps=fps, width=width, height=height, audio=audio, chapters=chapters,
                       x264_params=f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}")
 
 
@@ -52,7 +53,8 @@ def test_short_last_segment_joins_the_one_before(tmp_path):
 
 
 def test_split_and_join_by_stream_copy_lose_and_duplicate_nothing(tmp_path):
-    src = make_gop_video(tmp_path / "in.mp4", frames=60, gop=12, audio=True)
+    src = make_gop_video(tmp_path / "in.mp4", frames=60, gop=12, audio=True,
+                         chapters=((0, 1000, "A"), (1000, 2500, "B")))
     plan = plan_segments(src, segment_s=1.0)
     parts = []
     for s in plan.segments:
@@ -67,8 +69,11 @@ def test_split_and_join_by_stream_copy_lose_and_duplicate_nothing(tmp_path):
     b, pb, fb = read_video(tmp_path / "joined.mp4")
     assert pa == pb and len(b) == 60
     assert all(np.array_equal(x, y) for x, y in zip(a, b))  # stream copy: the very same pictures
-    assert fb["streams"] == ["video", "audio"] and fb["audio"] == fa["audio"]
+    assert fb["streams"] == fa["streams"] == ["video", "audio", "data"]  # data: the mp4's chapter track
+    assert fb["audio"] == fa["audio"]
     assert fb["duration"] == fa["duration"]
+    with contextlib.closing(av.open(str(tmp_path / "joined.mp4"))) as c:
+        assert [(ch["start"] * ch["time_base"], ch["metadata"]["title"]) for ch in c.chapters()] == [(0, "A"), (1, "B")]
 
 
 def test_segment_files_hold_aligned_warmup_frames(tmp_path):

@@ -108,6 +108,7 @@ class VideoInfo:
     video_metadata: tuple[tuple[str, str], ...] = ()
     source: str = "file"
     """``file``, ``sequence`` (image sequence) or ``pipe`` (stdin: can be read only once)."""
+    chapters: tuple[Chapter, ...] = ()
     sample_aspect_ratio: Fraction | None = None
     """Pixel shape of anamorphic video (DV, DVD, SD broadcast: e.g. 32/27 for 720x480 at 16:9);
     None for square pixels or unknown. Upscaling both axes alike keeps it."""
@@ -115,6 +116,30 @@ class VideoInfo:
     @property
     def fps(self) -> float:
         return float(self.average_rate) if self.average_rate else 30.0
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter mark of the input (start and end in ``time_base``), kept in the output."""
+
+    start: int
+    end: int
+    time_base: Fraction
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def as_av(self, index: int) -> dict:
+        return {"id": index + 1, "start": self.start, "end": self.end, "time_base": self.time_base,
+                "metadata": dict(self.metadata)}
+
+
+def read_chapters(c: av.container.InputContainer) -> tuple[Chapter, ...]:
+    return tuple(Chapter(start=ch["start"], end=ch["end"], time_base=Fraction(ch["time_base"]),
+                         metadata=tuple(ch["metadata"].items())) for ch in c.chapters())
+
+
+def write_chapters(out: av.container.OutputContainer, chapters: Sequence[Chapter]) -> None:
+    if chapters:
+        out.set_chapters([ch.as_av(i) for i, ch in enumerate(chapters)])
 
 
 @dataclass(frozen=True)
@@ -189,6 +214,9 @@ def is_sequence(path: str | os.PathLike) -> bool:
     return str(path) != STDIO and bool(_SEQUENCE.search(Path(path).name))
 
 
+_DISCARD_ALL = 48
+"""AVDISCARD_ALL: set by demuxers on tracks of their own, such as the text track that holds an
+mp4's chapters (which are carried over as chapters)."""
 _TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
 """FFmpeg demuxers of text-mode art (.txt, .bin, .nfo, ...): they take any text or bytes, so never a video."""
 
@@ -275,10 +303,11 @@ class Reader:
             raise InputError(f"video stream of {self.source} has no frame size (truncated or unsupported)")
         v.thread_type = "AUTO"
         self.video = v
-        self.side_streams: list[av.stream.Stream] = [s for s in c.streams if s.type in COPY_TYPES] \
+        content = [s for s in c.streams if s.discard != _DISCARD_ALL]
+        self.side_streams: list[av.stream.Stream] = [s for s in content if s.type in COPY_TYPES] \
             if copy_streams else []
         if copy_streams:
-            self.stats.ignored = [describe_stream(s) for s in c.streams
+            self.stats.ignored = [describe_stream(s) for s in content
                                   if s.index != v.index and s.type not in COPY_TYPES]
         self.time_base: Fraction = v.time_base or Fraction(1, 90000)
         rate = v.average_rate or v.guessed_rate or Fraction(30)
@@ -354,7 +383,7 @@ class Reader:
             pix_fmt=first.format.name, audio_streams=len(c.streams.audio), subtitle_streams=len(c.streams.subtitles),
             bit_depth=max((p.bits for p in comps), default=8), colour=Colour.of(first),
             metadata=_clean_tags(c.metadata), video_metadata=_clean_tags(v.metadata), source=source,
-            sample_aspect_ratio=_pixel_aspect(v),
+            sample_aspect_ratio=_pixel_aspect(v), chapters=read_chapters(c),
         )
 
     def items(self) -> Iterator[Frame | Passthrough]:
@@ -754,6 +783,7 @@ class VideoWriter:
                 self._setup(info, width, height, options)
             if copy_streams:
                 self._setup_side_streams(info, sources)
+            write_chapters(self.container, info.chapters)
         except BaseException:
             self.container.close()
             raise

@@ -26,7 +26,7 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import can_copy, main_video_stream
+from vidsr.io import can_copy, main_video_stream, read_chapters, write_chapters
 
 SIDE_TYPES = ("audio", "subtitle")
 # container/stream tags that describe the old file rather than its content
@@ -375,6 +375,7 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
                 o.metadata.update(_clean(s.metadata))
                 o.disposition = s.disposition
                 side[s.index] = o
+        write_chapters(out, read_chapters(src if src is not None else ins[0]))
 
         def video_packets() -> Iterator[tuple[Fraction, int, av.Packet]]:
             last: int | None = None
