@@ -165,6 +165,17 @@ def check_chapters(src, out, text):
     assert chapters_of(out) == chapters_of(src) == [(0.0, 0.15, "Intro"), (0.15, 0.333, "Verse")]
 
 
+FONT = ("Display.ttf", "font/ttf", bytes(range(256)) * 4)
+STYLED_SUBS = (Track(codec="ass", language="kor", lines=((0, 300, "Hello"),)),)
+
+
+def check_font_kept(src, out, text):
+    _same_video_timing(src, out)
+    with contextlib.closing(av.open(str(out))) as c:
+        assert [(a.name, a.mimetype, bytes(a.data)) for a in c.streams.attachments] == [FONT]
+        assert [s.type for s in c.streams] == ["video", "subtitle", "attachment"]
+
+
 def check_odd_size(src, out, text):
     i, o = _same_video_timing(src, out)
     assert i.size == (161, 97) and o.size == (322, 194) and o.pix_fmt == i.pix_fmt == "yuv444p"
@@ -275,6 +286,13 @@ CASES = [
     # mp4 keeps chapters in a text track of its own, which FFmpeg marks discarded: no warning for it
     Case("chapters mp4 -> mp4", lambda d: make_clip(d / "ch.mp4", frames=8, chapters=CHAPTERS), out="out.mp4",
          check=check_chapters),
+    Case("ass + font attachment -> mkv", lambda d: make_clip(d / "subs.mkv", frames=8, tracks=STYLED_SUBS,
+                                                              attachments=(FONT,)), check=check_font_kept),
+    Case("ass + font attachment -> mp4", lambda d: make_clip(d / "subs.mkv", frames=8, tracks=STYLED_SUBS,
+                                                              attachments=(FONT,)), out="out.mp4",
+         check=lambda src, out, text: _same_video_timing(src, out),
+         warnings=("attachment #2 (Display.ttf) dropped: .mp4 cannot hold attachments (.mkv can)",
+                   "subtitle stream #1 (ssa, kor) converted to mov_text")),
     Case("odd size 161x97", lambda d: make_clip(d / "odd.mkv", frames=3, width=161, height=97, pix_fmt="yuv444p"),
          check=check_odd_size),
     Case("audio only", lambda d: make_audio_only(d / "audio.m4a"), error="no video stream"),

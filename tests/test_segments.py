@@ -6,7 +6,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import make_video, read_video
+from media import make_clip, make_video, read_video
 
 from vidsr.errors import InputError, OutputError
 from vidsr.segments import join_segments, plan_segments, split_points, write_segment
@@ -104,3 +104,17 @@ def test_plan_rejects_bad_inputs(tmp_path):
     src = make_gop_video(tmp_path / "in.mp4", frames=12)
     with pytest.raises(InputError, match="> 0"):
         plan_segments(src, segment_s=0)
+
+
+def test_join_keeps_the_sources_attachments(tmp_path):
+    font = ("Display.ttf", "font/ttf", b"\x00\x01\x00\x00" * 64)
+    src = make_clip(tmp_path / "in.mkv", frames=48, keyint=12, attachments=(font,))
+    plan = plan_segments(src, segment_s=1.0)
+    parts = [write_segment(src, s, tmp_path / f"part{s.index}.mkv")[0] for s in plan.segments]
+    assert len(parts) == 2
+    joined = join_segments(parts, tmp_path / "joined.mkv", source=src)
+    assert joined.frames == 48 and not joined.warnings
+    with contextlib.closing(av.open(str(tmp_path / "joined.mkv"))) as c:
+        assert [(a.name, a.mimetype, bytes(a.data)) for a in c.streams.attachments] == [font]
+    dropped = join_segments(parts, tmp_path / "joined.mp4", source=src)
+    assert dropped.warnings == ("attachment #1 (Display.ttf) dropped: .mp4 cannot hold attachments (.mkv can)",)

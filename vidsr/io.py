@@ -34,7 +34,8 @@ from vidsr.errors import InputError, OutputError
 
 log = logging.getLogger("vidsr")
 
-COPY_TYPES = ("audio", "subtitle")
+COPY_TYPES = ("audio", "subtitle", "attachment")
+"""Streams carried into the output besides the video (attachments: fonts of styled subtitles, cover art)."""
 STDIO = "-"
 """Input ``-`` reads stdin, output ``-`` writes stdout."""
 TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
@@ -197,7 +198,8 @@ class DecodeStats:
         elif self.interlaced:
             extra.append("the input is interlaced and was upscaled with its two fields woven together "
                          "(--deinterlace off)")
-        return self.damage + extra + [f"{s} not copied: only audio and subtitle streams are" for s in self.ignored]
+        return self.damage + extra + [f"{s} not copied: only audio, subtitles and attachments are"
+                                      for s in self.ignored]
 
 
 def _pixel_aspect(v: av.stream.Stream) -> Fraction | None:
@@ -701,12 +703,23 @@ def main_video_stream(c: av.container.InputContainer, source: object) -> av.stre
 
 def describe_stream(s: av.stream.Stream) -> str:
     """``audio stream #2 (pcm_s16le, eng, "Commentary")``: how warnings name a stream."""
+    if s.type == "attachment":
+        return f"attachment #{s.index} ({s.name})"
     bits = [s.codec_context.name if s.codec_context else "unknown"]
     if s.language:
         bits.append(s.language)
     if s.metadata.get("title"):
         bits.append(f'"{s.metadata["title"]}"')
     return f"{s.type} stream #{s.index} ({', '.join(bits)})"
+
+
+def copy_attachment(out: av.container.OutputContainer, s: av.stream.Stream, where: str) -> str | None:
+    """Embed attachment ``s`` (a font, an image) in ``out``; a warning instead where the muxer
+    cannot hold it (only Matroska can: WebM and mp4 refuse attachments, MPEG-TS breaks on them)."""
+    if out.format.name != "matroska":
+        return f"{describe_stream(s)} dropped: {where} cannot hold attachments (.mkv can)"
+    out.add_attachment(s.name, s.mimetype, bytes(s.data))
+    return None
 
 
 def can_copy(format_name: str, stream: av.stream.Stream) -> bool:
@@ -870,6 +883,10 @@ class VideoWriter:
         what = describe_stream(s)
         fmt = self.container.format.name
         where = f"{self.path.suffix or fmt}" if str(self.path) != STDIO else fmt
+        if s.type == "attachment":
+            if (warning := copy_attachment(self.container, s, where)) is not None:
+                self.warnings.append(warning)
+            return
         if can_copy(fmt, s):
             out = self.container.add_stream_from_template(s)
             if s.type == "audio" and s.codec_context.layout:

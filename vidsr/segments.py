@@ -26,7 +26,7 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import can_copy, main_video_stream, read_chapters, write_chapters
+from vidsr.io import can_copy, copy_attachment, main_video_stream, read_chapters, write_chapters
 
 SIDE_TYPES = ("audio", "subtitle")
 # container/stream tags that describe the old file rather than its content
@@ -365,6 +365,10 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
             src = stack.enter_context(contextlib.closing(_open(source)))
             fmt = out.format.name
             for s in src.streams:
+                if s.type == "attachment":
+                    if (warning := copy_attachment(out, s, Path(output).suffix or fmt)) is not None:
+                        warnings.append(warning)
+                    continue
                 if s.type not in SIDE_TYPES:
                     continue
                 if not can_copy(fmt, s):
