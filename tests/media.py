@@ -189,7 +189,7 @@ def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48,
               codec: str = "libx264", pix_fmt: str = "yuv420p", pts: list[int] | None = None,
               time_base: Fraction | None = None, colour: dict[str, int] | None = None, rotation: int = 0,
               pixel_aspect: Fraction | None = None, chapters: tuple[tuple[int, int, str], ...] = (),
-              attachments: tuple[tuple[str, str, bytes], ...] = (),
+              attachments: tuple[tuple[str, str, bytes], ...] = (), cover: bool = False,
               tracks: tuple[Track, ...] = (), metadata: dict[str, str] | None = None,
               corrupt: frozenset[int] = frozenset(), keyint: int | None = None) -> Path:
     """A small clip with whatever a hard case needs.
@@ -202,6 +202,7 @@ def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48,
         pixel_aspect: sample aspect ratio of anamorphic video (e.g. 32/27: 72x48 shown at 16:9).
         chapters: (start_ms, end_ms, title) chapter marks.
         attachments: (file name, mime type, data) embedded files, e.g. the fonts of ASS subtitles.
+        cover: a 32x32 MJPEG cover picture (an attached-picture stream after the others).
         tracks: audio/subtitle streams, one second of audio each (or as long as the video).
         corrupt: decode-order indices of video packets whose payload is replaced by noise.
         keyint: GOP length for libx264 (keyframe every ``keyint`` frames).
@@ -245,6 +246,8 @@ def make_clip(path: Path, *, frames: int = 8, width: int = 64, height: int = 48,
             outs.append(s)
         for name, mime, data in attachments:
             c.add_attachment(name, mime, data)
+        if cover:
+            _add_still(c, width=32, height=32, cover=True)()
         sws = {1: "itu709", 9: "bt2020", 6: "smpte170m", 5: "itu601"}.get((colour or {}).get("colorspace"))
         video_packets: list[av.Packet] = []
         for i in range(frames):

@@ -176,6 +176,27 @@ def check_font_kept(src, out, text):
         assert [s.type for s in c.streams] == ["video", "subtitle", "attachment"]
 
 
+def cover_of(path: Path) -> tuple[str, bytes]:
+    with contextlib.closing(av.open(str(path))) as c:
+        (s,) = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        return s.codec_context.name, next(bytes(p) for p in c.demux(s) if p.size)
+
+
+def _same_frames_to_the_ms(src: Path, out: Path) -> None:
+    """Frame times equal to Matroska's 1 ms resolution (for mp4 input in 1/24 s ticks)."""
+    i, o = facts(src), facts(out)
+    assert [round(float(t), 3) for t in seconds(o.pts, o.time_base)] == \
+        [round(float(t), 3) for t in seconds(i.pts, i.time_base)]
+
+
+def check_cover_kept(src, out, text):
+    if out.suffix == ".mp4":
+        _same_video_timing(src, out)
+    else:
+        _same_frames_to_the_ms(src, out)
+    assert cover_of(out) == cover_of(src) and cover_of(src)[0] == "mjpeg"
+
+
 def check_odd_size(src, out, text):
     i, o = _same_video_timing(src, out)
     assert i.size == (161, 97) and o.size == (322, 194) and o.pix_fmt == i.pix_fmt == "yuv444p"
@@ -293,6 +314,13 @@ CASES = [
          check=lambda src, out, text: _same_video_timing(src, out),
          warnings=("attachment #2 (Display.ttf) dropped: .mp4 cannot hold attachments (.mkv can)",
                    "subtitle stream #1 (ssa, kor) converted to mov_text")),
+    Case("cover art mp4 -> mp4", lambda d: make_clip(d / "mv.mp4", frames=6, tracks=(Track(),), cover=True),
+         out="out.mp4", check=check_cover_kept),
+    # as a cover.jpg attachment, which FFmpeg reads as an attached picture
+    Case("cover art mp4 -> mkv", lambda d: make_clip(d / "mv.mp4", frames=6, cover=True), check=check_cover_kept),
+    Case("cover art mp4 -> webm", lambda d: make_clip(d / "mv.mp4", frames=6, cover=True), out="out.webm",
+         check=lambda src, out, text: _same_frames_to_the_ms(src, out),
+         warnings=("cover art #1 (mjpeg) dropped: .webm cannot hold mjpeg",)),
     Case("odd size 161x97", lambda d: make_clip(d / "odd.mkv", frames=3, width=161, height=97, pix_fmt="yuv444p"),
          check=check_odd_size),
     Case("audio only", lambda d: make_audio_only(d / "audio.m4a"), error="no video stream"),

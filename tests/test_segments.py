@@ -118,3 +118,17 @@ def test_join_keeps_the_sources_attachments(tmp_path):
         assert [(a.name, a.mimetype, bytes(a.data)) for a in c.streams.attachments] == [font]
     dropped = join_segments(parts, tmp_path / "joined.mp4", source=src)
     assert dropped.warnings == ("attachment #1 (Display.ttf) dropped: .mp4 cannot hold attachments (.mkv can)",)
+
+
+def test_join_keeps_the_sources_cover_art(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=48, keyint=12, cover=True)
+    plan = plan_segments(src, segment_s=1.0)
+    parts = [write_segment(src, s, tmp_path / f"part{s.index}.mp4")[0] for s in plan.segments]
+    with contextlib.closing(av.open(str(src))) as c:
+        cover = next(bytes(p) for p in c.demux(c.streams.video[1]) if p.size)
+    for name in ("joined.mp4", "joined.mkv"):  # mkv: as a cover.jpg attachment
+        joined = join_segments(parts, tmp_path / name, source=src)
+        assert joined.frames == 48 and not joined.warnings
+        with contextlib.closing(av.open(str(tmp_path / name))) as c:
+            pics = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+            assert len(pics) == 1 and next(bytes(p) for p in c.demux(pics[0]) if p.size) == cover

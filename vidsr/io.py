@@ -306,11 +306,10 @@ class Reader:
         v.thread_type = "AUTO"
         self.video = v
         content = [s for s in c.streams if s.discard != _DISCARD_ALL]
-        self.side_streams: list[av.stream.Stream] = [s for s in content if s.type in COPY_TYPES] \
+        self.side_streams: list[av.stream.Stream] = [s for s in content if is_side(s) and s.index != v.index] \
             if copy_streams else []
         if copy_streams:
-            self.stats.ignored = [describe_stream(s) for s in content
-                                  if s.index != v.index and s.type not in COPY_TYPES]
+            self.stats.ignored = [describe_stream(s) for s in content if s.index != v.index and not is_side(s)]
         self.time_base: Fraction = v.time_base or Fraction(1, 90000)
         rate = v.average_rate or v.guessed_rate or Fraction(30)
         self._step = max(1, round(1 / (rate * self.time_base)))
@@ -336,8 +335,8 @@ class Reader:
                 return None
             except av.error.FFmpegError as e:
                 raise InputError(f"cannot read {self.source}: {e.strerror or e}") from None
-            if packet.stream.type != "video":
-                if packet.dts is not None or packet.pts is not None:
+            if packet.stream.index != self.video.index:
+                if carries(packet):
                     self._pending.append(Passthrough(packet=packet, stream_index=packet.stream.index))
                 continue
             frames = self._decode(packet)
@@ -408,8 +407,8 @@ class Reader:
                     if (frame := self._frame(f)) is not None:
                         yield frame
                 break
-            if packet.stream.type != "video":
-                if packet.dts is not None or packet.pts is not None:
+            if packet.stream.index != self.video.index:
+                if carries(packet):
                     yield Passthrough(packet=packet, stream_index=packet.stream.index)
                 continue
             for f in self._decode(packet):
@@ -690,6 +689,32 @@ def _known_layout(layout: av.AudioLayout) -> str:
         layout.nb_channels, layout.name)
 
 
+def is_cover(s: av.stream.Stream) -> bool:
+    """Cover art: a video stream that is one attached picture (mp4 thumbnails of downloaded music videos)."""
+    return s.type == "video" and bool(s.disposition & av.stream.Disposition.attached_pic)
+
+
+def is_side(s: av.stream.Stream) -> bool:
+    """A stream carried into the output beside the upscaled video."""
+    return s.type in COPY_TYPES or is_cover(s)
+
+
+def carries(p: av.Packet) -> bool:
+    """Whether a demuxed side-stream packet holds data: it has a time, or it is the cover picture
+    (which has none); not the empty packets that end each stream."""
+    return p.dts is not None or p.pts is not None or (p.size > 0 and is_cover(p.stream))
+
+
+def attach_cover(out: av.container.OutputContainer, s: av.stream.Stream, path: str | os.PathLike) -> None:
+    """Embed cover stream ``s`` of the file ``path`` in Matroska ``out`` as an attachment, the
+    way Matroska keeps cover art (FFmpeg reads it back as an attached picture)."""
+    with contextlib.closing(av.open(str(path))) as c:
+        data = next((bytes(p) for p in c.demux(c.streams[s.index]) if p.size > 0), None)
+    if data is not None:
+        png = s.codec_context.name == "png"
+        out.add_attachment("cover.png" if png else "cover.jpg", "image/png" if png else "image/jpeg", data)
+
+
 def main_video_stream(c: av.container.InputContainer, source: object) -> av.stream.Stream:
     """The video stream to upscale: the one FFmpeg's tools pick (``av_find_best_stream``: most
     decodable frames, then bitrate), never cover art (an attached picture)."""
@@ -705,6 +730,8 @@ def describe_stream(s: av.stream.Stream) -> str:
     """``audio stream #2 (pcm_s16le, eng, "Commentary")``: how warnings name a stream."""
     if s.type == "attachment":
         return f"attachment #{s.index} ({s.name})"
+    if is_cover(s):
+        return f"cover art #{s.index} ({s.codec_context.name})"
     bits = [s.codec_context.name if s.codec_context else "unknown"]
     if s.language:
         bits.append(s.language)
@@ -869,16 +896,17 @@ class VideoWriter:
     def _setup_side_streams(self, info: VideoInfo, sources: Sequence[av.stream.Stream] | None) -> None:
         if sources is not None:
             for s in sources:
-                self._add_side_stream(s)
+                self._add_side_stream(s, info)
             return
         if info.source != "file":
             return
         with contextlib.closing(av.open(info.path)) as src:
+            video = main_video_stream(src, info.path)
             for s in src.streams:
-                if s.type in COPY_TYPES:
-                    self._add_side_stream(s)
+                if is_side(s) and s.index != video.index:
+                    self._add_side_stream(s, info)
 
-    def _add_side_stream(self, s: av.stream.Stream) -> None:
+    def _add_side_stream(self, s: av.stream.Stream, info: VideoInfo) -> None:
         name = s.codec_context.name if s.codec_context else "unknown"
         what = describe_stream(s)
         fmt = self.container.format.name
@@ -886,6 +914,12 @@ class VideoWriter:
         if s.type == "attachment":
             if (warning := copy_attachment(self.container, s, where)) is not None:
                 self.warnings.append(warning)
+            return
+        if is_cover(s) and fmt == "matroska":
+            if info.source == "file":
+                attach_cover(self.container, s, info.path)
+            else:
+                self.warnings.append(f"{what} dropped: it cannot be read again from a pipe")
             return
         if can_copy(fmt, s):
             out = self.container.add_stream_from_template(s)

@@ -35,7 +35,7 @@ import av.error
 import numpy as np
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import COPY_TYPES, Frame, Passthrough, VideoWriter
+from vidsr.io import Frame, Passthrough, VideoWriter, carries, is_side, main_video_stream
 
 JOURNAL = "journal.json"
 VERSION = 1
@@ -187,12 +187,13 @@ class ResumeJob:
             parts = [stack.enter_context(contextlib.closing(av.open(str(self.dir / s["file"]))))
                      for s in self.segments]
             src = stack.enter_context(contextlib.closing(av.open(str(input_path)))) if copy_streams else None
-            sources = [s for s in src.streams if s.type in COPY_TYPES] if src is not None else []
+            sources = [s for s in src.streams if is_side(s) and s.index != main_video_stream(src, input_path).index] \
+                if src is not None else []
             writer = make(path, parts[0].streams.video[0], sources)
             stack.callback(writer.abort)
             video = _renumbered(parts, [s["start_pts"] * time_base for s in self.segments])
             side = (Passthrough(packet=p, stream_index=p.stream.index)
-                    for p in src.demux(*sources) if p.dts is not None or p.pts is not None) if sources else iter(())
+                    for p in src.demux(*sources) if carries(p)) if sources else iter(())
             for item in heapq.merge(video, side, key=_seconds):
                 if isinstance(item, Passthrough):
                     writer.copy(item)

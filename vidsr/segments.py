@@ -26,7 +26,7 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import can_copy, copy_attachment, main_video_stream, read_chapters, write_chapters
+from vidsr.io import attach_cover, can_copy, carries, copy_attachment, is_cover, main_video_stream, read_chapters, write_chapters
 
 SIDE_TYPES = ("audio", "subtitle")
 # container/stream tags that describe the old file rather than its content
@@ -369,7 +369,10 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
                     if (warning := copy_attachment(out, s, Path(output).suffix or fmt)) is not None:
                         warnings.append(warning)
                     continue
-                if s.type not in SIDE_TYPES:
+                if is_cover(s) and fmt == "matroska":
+                    attach_cover(out, s, source)
+                    continue
+                if s.type not in SIDE_TYPES and not is_cover(s):
                     continue
                 if not can_copy(fmt, s):
                     warnings.append(f"{_describe(s)} dropped: {Path(output).suffix or fmt} cannot hold it as is "
@@ -400,10 +403,10 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
             if src is None or not side:
                 return
             for p in src.demux(*[src.streams[i] for i in side]):
-                if p.dts is None and p.pts is None:
+                if not carries(p):
                     continue
                 t = p.dts if p.dts is not None else p.pts
-                yield Fraction(t) * p.stream.time_base, 1, p
+                yield (Fraction(t) * p.stream.time_base if t is not None else Fraction(-1)), 1, p  # a cover: first
 
         frames = 0
         try:
