@@ -35,7 +35,8 @@ from vidsr.errors import InputError, OutputError
 log = logging.getLogger("vidsr")
 
 COPY_TYPES = ("audio", "subtitle", "attachment")
-"""Streams carried into the output besides the video (attachments: fonts of styled subtitles, cover art)."""
+"""Stream types carried into the output besides the video (attachments: e.g. the fonts of styled
+subtitles); cover art, a video stream, is carried too (:func:`is_side`)."""
 STDIO = "-"
 """Input ``-`` reads stdin, output ``-`` writes stdout."""
 TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
@@ -718,7 +719,7 @@ def attach_cover(out: av.container.OutputContainer, s: av.stream.Stream, path: s
 def main_video_stream(c: av.container.InputContainer, source: object) -> av.stream.Stream:
     """The video stream to upscale: the one FFmpeg's tools pick (``av_find_best_stream``: most
     decodable frames, then bitrate), never cover art (an attached picture)."""
-    moving = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    moving = [s for s in c.streams.video if not is_cover(s)]
     if not moving:
         kinds = ", ".join(sorted({"cover art" if s.type == "video" else s.type for s in c.streams}))
         raise InputError(f"no video stream in {source} (found: {kinds or 'no streams'})")

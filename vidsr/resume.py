@@ -187,8 +187,10 @@ class ResumeJob:
             parts = [stack.enter_context(contextlib.closing(av.open(str(self.dir / s["file"]))))
                      for s in self.segments]
             src = stack.enter_context(contextlib.closing(av.open(str(input_path)))) if copy_streams else None
-            sources = [s for s in src.streams if is_side(s) and s.index != main_video_stream(src, input_path).index] \
-                if src is not None else []
+            sources = []
+            if src is not None:
+                video = main_video_stream(src, input_path)
+                sources = [s for s in src.streams if is_side(s) and s.index != video.index]
             writer = make(path, parts[0].streams.video[0], sources)
             stack.callback(writer.abort)
             video = _renumbered(parts, [s["start_pts"] * time_base for s in self.segments])

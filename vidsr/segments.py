@@ -26,9 +26,9 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import attach_cover, can_copy, carries, copy_attachment, is_cover, main_video_stream, read_chapters, write_chapters
+from vidsr.io import (attach_cover, can_copy, carries, copy_attachment, is_cover, is_side, main_video_stream,
+                      read_chapters, write_chapters)
 
-SIDE_TYPES = ("audio", "subtitle")
 # container/stream tags that describe the old file rather than its content
 _STALE_TAGS = ("encoder", "duration", "bps", "number_of_frames", "number_of_bytes", "_statistics",
                "major_brand", "minor_version", "compatible_brands")
@@ -364,6 +364,7 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
         if source is not None:
             src = stack.enter_context(contextlib.closing(_open(source)))
             fmt = out.format.name
+            video = main_video_stream(src, source)
             for s in src.streams:
                 if s.type == "attachment":
                     if (warning := copy_attachment(out, s, Path(output).suffix or fmt)) is not None:
@@ -372,7 +373,7 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
                 if is_cover(s) and fmt == "matroska":
                     attach_cover(out, s, source)
                     continue
-                if s.type not in SIDE_TYPES and not is_cover(s):
+                if not is_side(s) or s.index == video.index:
                     continue
                 if not can_copy(fmt, s):
                     warnings.append(f"{_describe(s)} dropped: {Path(output).suffix or fmt} cannot hold it as is "
