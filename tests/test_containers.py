@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import av
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -528,3 +529,51 @@ def test_explicit_codec_is_kept_and_each_output_picks_its_own(tmp_path, tiny_ckp
                                            ("yuv420p10le", False), ("pal8", False)])
 def test_has_alpha(pix_fmt, alpha):
     assert has_alpha(pix_fmt) is alpha
+
+
+def _run(*args: str) -> object:
+    return CliRunner().invoke(main, ["upscale", *map(str, args), "-q"])
+
+
+def test_numbered_frames_out(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "in.mkv", frames=5, tracks=(Track(language="eng"),))
+    (tmp_path / "png").mkdir()
+    (tmp_path / "jpg").mkdir()
+    r = _run(src, "-o", tmp_path / "png" / "f_%06d.png", "--model", tiny_ckpt)
+    assert r.exit_code == 0, r.output
+    assert "audio stream #1 (aac, eng) dropped: .png cannot hold aac" in r.output
+    names = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert names == [f"f_{k:06d}.png" for k in range(1, 6)]  # and no hidden temp folder left
+    # the very pixels of a lossless RGB video of the same run
+    r = _run(src, "-o", tmp_path / "ref.mkv", "--model", tiny_ckpt, "--codec", "libx264rgb", "--pix-fmt", "rgb24",
+             "--crf", "0", "--no-audio")
+    assert r.exit_code == 0, r.output
+    ref, _, _ = read_video(tmp_path / "ref.mkv")
+    pngs = [cv2.imread(str(tmp_path / "png" / n))[..., ::-1] for n in names]
+    assert all(p.shape == (96, 128, 3) and np.array_equal(p, f) for p, f in zip(pngs, ref))
+    r = _run(src, "-o", tmp_path / "jpg" / "%03d.jpg", "--model", tiny_ckpt)
+    assert r.exit_code == 0, r.output
+    jpgs = [cv2.imread(str(p))[..., ::-1] for p in sorted((tmp_path / "jpg").iterdir())]
+    assert len(jpgs) == 5
+    for p, j in zip(pngs, jpgs):  # JPEG q2 in every frame, same levels (full-range BT.601)
+        assert np.abs(p.astype(int) - j).mean() < 6 and abs(p.mean() - j.mean()) < 1  # 4:2:0 chroma on noise
+
+
+def test_numbered_frames_keep_16_bits(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "hdr.mkv", frames=2, codec="libx265", pix_fmt="yuv420p10le", colour=HDR10)
+    r = _run(src, "-o", tmp_path / "%02d.png", "--model", tiny_ckpt)
+    assert r.exit_code == 0, r.output
+    img = cv2.imread(str(tmp_path / "01.png"), cv2.IMREAD_UNCHANGED)
+    assert img.dtype == np.uint16 and len(np.unique(img[:8])) > 40  # more levels than 8 bits hold
+
+
+@pytest.mark.parametrize("out,args,error", [
+    ("one.png", (), "one.png is one image: to write frames, give a numbered pattern such as"),
+    ("%04d.gif", (), "cannot write .gif frames: an image-sequence output is one of"),
+    ("%04d.png", ("--resume",), "--resume writes a video file, not numbered frames"),
+])
+def test_numbered_frames_refused(tmp_path, tiny_ckpt, out, args, error):
+    src = make_clip(tmp_path / "in.mkv", frames=2)
+    r = _run(src, "-o", tmp_path / out, "--model", tiny_ckpt, *args)
+    assert r.exit_code != 0 and error in r.output and "Traceback" not in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]

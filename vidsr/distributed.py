@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vidsr.errors import BackendUnavailable, InputError, VidsrError
-from vidsr.io import VideoInfo, atomic_output, check_output_path, probe
+from vidsr.io import VideoInfo, atomic_output, check_output_path, is_sequence, probe
 from vidsr.mask import MaskEstimator
 from vidsr.pipeline import FrameWindow, UpscaleConfig, load_engine, upscale_video
 from vidsr.segments import (
@@ -392,6 +392,8 @@ def upscale_many(jobs: Sequence[tuple[Path, Path]], *, config: UpscaleConfig, sc
         info = probe(inp)
         if info.source != "file":
             raise InputError(f"--workers needs a video file, not an image sequence: {inp}")
+        if is_sequence(out):
+            raise InputError(f"--workers writes a video file, not numbered frames: {out}")
         check_output_path(out, input_path=inp, container=config.encode.container)
         plan = plan_segments(inp, segment_s=so.segment_s, warmup_frames=warmup, align=align)
         cache = Path(so.cache_dir) if so.cache_dir else out.parent / ".vidsr-segments"

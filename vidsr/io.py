@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import re
+import shutil
 import sys
 from collections import deque
 from dataclasses import dataclass, field
@@ -220,6 +221,7 @@ def is_sequence(path: str | os.PathLike) -> bool:
 _DISCARD_ALL = 48
 """AVDISCARD_ALL: set by demuxers on tracks of their own, such as the text track that holds an
 mp4's chapters (which are carried over as chapters)."""
+_QP2LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA: quality scale -> lambda
 _TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
 """FFmpeg demuxers of text-mode art (.txt, .bin, .nfo, ...): they take any text or bytes, so never a video."""
 
@@ -516,13 +518,18 @@ class EncodeOptions:
     container: str | None = None
 
     def for_output(self, path: Path | str) -> EncodeOptions:
-        """These options with the codec chosen for ``path``'s container when none was given."""
+        """These options with the codec chosen for ``path``'s container when none was given
+        (for an image sequence, from the frames' extension)."""
         if self.codec is not None:
             return self
-        return dataclasses.replace(self, codec=pick_codec(muxer_name(path, self.container)))
+        muxer = muxer_name(path, self.container)
+        return dataclasses.replace(self, codec=image_codec(path) if muxer == "image2" else pick_codec(muxer))
 
     def encoder_options(self) -> dict[str, str]:
-        """FFmpeg options for the (chosen) encoder: constant quality ``crf`` and its speed setting."""
+        """FFmpeg options for the (chosen) encoder: constant quality ``crf`` and its speed setting
+        (none for image frames: PNG, TIFF and BMP are lossless, JPEG has a fixed quality)."""
+        if self.codec in IMAGE_PIX_FMTS:
+            return {}
         opts = {"crf": str(self.crf)}
         if self.codec in ("libx264", "libx265"):
             opts["preset"] = self.preset or "veryfast"
@@ -533,6 +540,21 @@ class EncodeOptions:
         if self.codec == "libvpx-vp9":  # constant quality (no bitrate cap), fast enough to keep up
             opts |= {"b": "0", "deadline": "realtime", "cpu-used": self.preset or "8", "row-mt": "1"}
         return opts
+
+
+IMAGE_CODECS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff", ".bmp": "bmp"}
+"""Encoders of image-sequence output (``frames/%06d.png``), by extension."""
+IMAGE_PIX_FMTS = {"png": ("rgb24", "rgb48be"), "tiff": ("rgb24", "rgb48le"), "bmp": ("bgr24", None),
+                  "mjpeg": ("yuvj420p", None)}
+"""(8-bit, deep) pixel formats of the image encoders; deep None: 8 bits only."""
+
+
+def image_codec(path: Path | str) -> str:
+    codec = IMAGE_CODECS.get(Path(path).suffix.lower())
+    if codec is None:
+        raise OutputError(f"cannot write {Path(path).suffix or 'extension-less'} frames: an image-sequence "
+                          f"output is one of {', '.join(sorted(IMAGE_CODECS))} (e.g. frames/%06d.png)")
+    return codec
 
 
 AUTO_CODECS = ("libx264", "libvpx-vp9", "libsvtav1")
@@ -601,6 +623,13 @@ def choose_pix_fmt(options: EncodeOptions, info: VideoInfo) -> tuple[str, str | 
     """The encoder's pixel format for ``info``'s input, and a warning if depth or chroma is lost."""
     if options.pix_fmt:
         return options.pix_fmt, None
+    if options.codec in IMAGE_PIX_FMTS:
+        eight, deep = IMAGE_PIX_FMTS[options.codec]
+        if info.bit_depth <= 8:
+            return eight, None
+        if deep is not None:
+            return deep, None
+        return eight, f"{options.codec} frames hold 8 bits; the input has {info.bit_depth}-bit samples"
     name = info.pix_fmt
     chroma = "420"
     if not _rgb_like(name):
@@ -641,6 +670,11 @@ def check_output_path(output: Path, *, input_path: Path | None = None, container
         raise OutputError(f"output folder is not writable: {parent}")
     if not output.suffix and not container:
         raise OutputError(f"output needs a container extension such as .mp4 or .mkv: {output}")
+    if not is_sequence(output) and output.suffix.lower() in IMAGE_CODECS and not container:
+        raise OutputError(f"{output} is one image: to write frames, give a numbered pattern such as "
+                          f"{output.with_name(output.stem + '_%06d' + output.suffix)}")
+    if is_sequence(output):
+        image_codec(output)
     probe_path = temp_path_for(output)
     try:
         with open(probe_path, "wb"):
@@ -666,6 +700,9 @@ def atomic_output(final: Path) -> Iterator[Path]:
     if str(final) == STDIO:
         yield final
         return
+    if is_sequence(final):
+        yield from _atomic_sequence(final)
+        return
     tmp = temp_path_for(final)
     try:
         yield tmp
@@ -679,6 +716,21 @@ def atomic_output(final: Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise OutputError(f"cannot move finished output to {final}: {e.strerror}") from None
+
+
+def _atomic_sequence(pattern: Path) -> Iterator[Path]:
+    """:func:`atomic_output` for numbered frames: they are written into a hidden folder beside
+    them and moved into place at the end."""
+    folder = pattern.parent / f".vidsr-{os.getpid()}.tmp-frames"
+    folder.mkdir(exist_ok=True)
+    try:
+        yield folder / pattern.name
+        for f in sorted(folder.iterdir()):
+            os.replace(f, pattern.parent / f.name)
+    except OSError as e:
+        raise OutputError(f"cannot move finished frames to {pattern.parent}: {e.strerror}") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _known_layout(layout: av.AudioLayout) -> str:
@@ -834,7 +886,7 @@ class VideoWriter:
         self.height = height + (height % 2)
         rate = info.average_rate or Fraction(30)
         if options.codec is None:
-            options = dataclasses.replace(options, codec=pick_codec(self.container.format.name))
+            options = options.for_output(self.path)
         if options.codec == "libsvtav1":
             quiet_svt()
         try:
@@ -858,6 +910,13 @@ class VideoWriter:
         v.options = options.encoder_options()
         self.colour = info.colour.for_yuv(rgb_source=_rgb_like(info.pix_fmt))
         cc = v.codec_context
+        if options.codec == "mjpeg":  # JPEG's own full-range BT.601 YUV
+            self.colour = dataclasses.replace(self.colour, matrix=5, range=ColorRange.JPEG)
+            # every frame at quality 2 (FFmpeg's -q:v 2), not a bitrate that starves later frames
+            cc.qscale = True
+            cc.global_quality = 2 * _QP2LAMBDA
+        elif av.VideoFormat(v.pix_fmt).is_rgb:  # RGB out (PNG frames, --pix-fmt gbrp): no YUV matrix
+            self.colour = dataclasses.replace(self.colour, matrix=0, range=ColorRange.JPEG)
         cc.color_primaries, cc.color_trc = self.colour.primaries, self.colour.trc
         cc.colorspace, cc.color_range = self.colour.matrix, self.colour.range
         self._sws_matrix = _SWS_MATRIX.get(self.colour.matrix)

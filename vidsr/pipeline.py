@@ -37,6 +37,7 @@ from vidsr.io import (
     VideoWriter,
     atomic_output,
     check_output_path,
+    is_sequence,
 )
 from vidsr.mask import FocusEstimator, MaskEstimator, MaskFrame, MaskTracker
 from vidsr.models import resolve_model
@@ -370,6 +371,8 @@ def upscale_video(input_path: str | Path, output_path: str | Path, *, config: Up
         raise InputError("--resume needs a seekable input file and an output file, not '-' (a pipe)")
     if config.resume and config.save_mask is not None:
         raise InputError("--resume cannot be combined with --save-mask")
+    if config.resume and is_sequence(output_path):
+        raise InputError("--resume writes a video file, not numbered frames")
     stats = DecodeStats()
     reader = Reader(input_path, copy_streams=config.copy_streams and not config.resume, deep=True,
                     rate=config.input_rate, stats=stats, deinterlace=config.deinterlace)
