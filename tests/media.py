@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -132,6 +133,26 @@ def make_interlaced(path: Path, *, frames: int = 8, width: int = 64, height: int
             f.pts = i
             c.mux(v.encode(f))
         c.mux(v.encode(None))
+    return path
+
+
+def make_size_change(path: Path, *, frames: int = 6) -> Path:
+    """MPEG-TS whose picture goes from 64x48 to 96x64 halfway (two streams joined byte-wise, as
+    broadcast recordings and some screen captures do)."""
+    parts = []
+    for k, (w, h) in enumerate(((64, 48), (96, 64))):
+        buf = io.BytesIO()
+        with contextlib.closing(av.open(buf, "w", format="mpegts")) as c:
+            v = c.add_stream("libx264", rate=25)
+            v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+            v.options = {"crf": "10", "preset": "ultrafast"}
+            for i in range(frames):
+                f = av.VideoFrame.from_ndarray(textured_frame(i, width=w, height=h), format="rgb24")
+                f.pts = k * frames + i
+                c.mux(v.encode(f))
+            c.mux(v.encode(None))
+        parts.append(buf.getvalue())
+    path.write_bytes(b"".join(parts))
     return path
 
 

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from media import (Track, make_audio_only, make_audio_with_cover, make_clip, make_image_sequence,
-                   make_interlaced, make_still_first, make_zero_frames, read_video, streams_of)
+                   make_interlaced, make_size_change, make_still_first, make_zero_frames, read_video,
+                   streams_of)
 from vidsr.cli import main
 from vidsr.io import has_alpha
 from vidsr.pipeline import UpscaleConfig, upscale_video
@@ -198,6 +199,14 @@ def check_cover_kept(src, out, text):
     assert cover_of(out) == cover_of(src) and cover_of(src)[0] == "mjpeg"
 
 
+def check_size_change(src, out, text):
+    i, o = facts(src), facts(out)
+    assert o.frames == i.frames == 12 and o.size == (128, 96)
+    assert seconds(o.pts, o.time_base) == seconds(i.pts, i.time_base)
+    frames, _, _ = read_video(out)
+    assert all(f.shape == (96, 128, 3) for f in frames)
+
+
 def check_odd_size(src, out, text):
     i, o = _same_video_timing(src, out)
     assert i.size == (161, 97) and o.size == (322, 194) and o.pix_fmt == i.pix_fmt == "yuv444p"
@@ -322,6 +331,9 @@ CASES = [
     Case("cover art mp4 -> webm", lambda d: make_clip(d / "mv.mp4", frames=6, cover=True), out="out.webm",
          check=lambda src, out, text: _same_frames_to_the_ms(src, out),
          warnings=("cover art #1 (mjpeg) dropped: .webm cannot hold mjpeg",)),
+    Case("size change mid-stream", lambda d: make_size_change(d / "switch.ts"), out="out.mp4",
+         check=check_size_change,
+         warnings=("the frame size changes mid-stream (to 96x64): those frames were scaled to 64x48",)),
     Case("odd size 161x97", lambda d: make_clip(d / "odd.mkv", frames=3, width=161, height=97, pix_fmt="yuv444p"),
          check=check_odd_size),
     Case("audio only", lambda d: make_audio_only(d / "audio.m4a"), error="no video stream"),

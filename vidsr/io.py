@@ -177,6 +177,8 @@ class DecodeStats:
     truncated: str | None = None
     ignored: list[str] = field(default_factory=list)  # streams that are not copied (data, extra video)
     interlaced: int = 0  # frames the decoder flagged interlaced
+    resized: list[str] = field(default_factory=list)  # other frame sizes met after the first
+    size: str = ""  # the size the video started at
     deinterlaced: bool = False  # whether frames went through the deinterlacer
 
     @property
@@ -193,6 +195,9 @@ class DecodeStats:
         """Everything worth a warning: :attr:`damage` and repaired timestamps."""
         extra = [f"{self.repaired_pts} frame(s) had missing or out-of-order timestamps; "
                  "they were given the next free ones"] if self.repaired_pts else []
+        if self.resized:
+            extra.append(f"the frame size changes mid-stream (to {', '.join(self.resized)}): those frames were "
+                         f"scaled to {self.size}, the size the video starts at")
         # no counts: the segments of one input (--workers, --resume) give the same line
         if self.interlaced and self.deinterlaced:
             extra.append("the input is interlaced: its interlaced frames were deinterlaced with bwdif "
@@ -327,6 +332,7 @@ class Reader:
         if first is None:
             raise InputError(f"no video frames could be decoded from {self.source}")
         self.info = self._describe(first)
+        self.stats.size = f"{self.info.width}x{self.info.height}"
         self._format = "rgb48le" if deep and self.info.bit_depth > 8 else "rgb24"
 
     def _peek(self) -> av.VideoFrame | None:
@@ -435,9 +441,12 @@ class Reader:
     def _frame(self, f: av.VideoFrame) -> Frame | None:
         if self._skip_before is not None and f.pts is not None and f.pts < self._skip_before:
             return None
-        if (f.width, f.height) != (self.info.width, self.info.height):
-            raise InputError(f"frame {self._index} of {self.source} is {f.width}x{f.height} but the video "
-                             f"started at {self.info.width}x{self.info.height}: size changes are not supported")
+        size = (self.info.width, self.info.height)
+        resize = {}
+        if (f.width, f.height) != size:  # as FFmpeg's tools do: scaled to the size the video started at
+            if (other := f"{f.width}x{f.height}") not in self.stats.resized:
+                self.stats.resized.append(other)
+            resize = {"width": size[0], "height": size[1], "interpolation": "BICUBIC"}
         pts = f.pts if f.pts is not None else (self._next_pts if self._next_pts is not None else 0)
         if self._last is not None and pts <= self._last[0]:
             pts = self._last[0] + 1
@@ -445,7 +454,7 @@ class Reader:
         dur = f.duration or None
         self._next_pts = pts + (dur or self._step)
         self._last = (pts, dur or self._step)
-        image = self._reformatter.reformat(f, format=self._format).to_ndarray()
+        image = self._reformatter.reformat(f, format=self._format, **resize).to_ndarray()
         frame = Frame(index=self._index, image=image, pts=pts, duration=dur, time_base=self.time_base,
                       key=bool(f.key_frame))
         self._index += 1
