@@ -7,6 +7,9 @@ import contextlib
 import hashlib
 import resource
 import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +31,7 @@ from vidsr.pipeline import UpscaleConfig, upscale_video
 HDR10 = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}  # bt2020, pq, bt2020nc, tv
 FULL_709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 2}  # bt709, pc range
 VFR_PTS = [0, 40, 120, 160, 193, 313, 353, 395]  # ms
+VIDSR = (sys.executable, "-c", "import sys; from vidsr.cli import main; sys.argv[0] = 'vidsr'; main()")
 TWO_AUDIO_AND_SUBS = (
     Track(codec="aac", language="eng", title="Main", default=True),
     Track(codec="libopus", language="fra", title="Commentary"),
@@ -452,6 +456,37 @@ def test_ctrl_c_leaves_no_file(tmp_path, tiny_ckpt):
         upscale_video(src, tmp_path / "out.mkv", config=UpscaleConfig(model=str(tiny_ckpt), tile=16),
                       on_frame=interrupt)
     assert not (tmp_path / "out.mkv").exists() and not _leftovers(tmp_path)
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "in.mkv", frames=400, width=160, height=96)
+    p = subprocess.Popen([*VIDSR, "upscale", str(src), "-o", str(tmp_path / "out.mkv"),
+                          "--model", str(tiny_ckpt), "--full-frame", "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _leftovers(tmp_path) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)  # until the temp output exists
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and err.strip().endswith("terminated; no output was written"), err
+    assert not (tmp_path / "out.mkv").exists() and not _leftovers(tmp_path)
+
+
+def test_save_mask_cannot_be_the_output(tmp_path, tiny_ckpt):
+    src = make_clip(tmp_path / "in.mkv", frames=2)
+    out = tmp_path / "out.mkv"
+    r = _run(src, "-o", out, "--save-mask", out, "--model", tiny_ckpt)
+    assert r.exit_code != 0 and "--save-mask names the output file itself" in r.output
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["mask", "compare"])
+def test_summaries_stay_off_a_video_on_stdout(tmp_path, command):
+    src = make_clip(tmp_path / "in.mkv", frames=3)
+    p = subprocess.run([*VIDSR, command, str(src), "-o", "-"], capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert b"frames" not in p.stdout[-400:] and b"-: 3 frames" in p.stderr
+    (tmp_path / "piped.mkv").write_bytes(p.stdout)
+    assert len(read_video(tmp_path / "piped.mkv")[0]) == 3
 
 
 def test_stdin_to_stdout(tmp_path, tiny_ckpt):

@@ -98,6 +98,20 @@ def test_two_workers_equal_one_process_and_cached_segments_are_not_recomputed(tm
 
 
 @needs_ray
+def test_files_of_a_batch_share_the_cache_until_all_are_joined(tmp_path, tiny_ckpt, ray_session, monkeypatch):
+    # the one-segment files finish at different times; the first joined must not take the cache
+    # folder (out/.vidsr-segments) the other still writes into
+    monkeypatch.chdir(tmp_path)
+    Path("in").mkdir()
+    make_gop_video(Path("in/big.mp4"), frames=24, gop=24, width=320, height=192)
+    make_gop_video(Path("in/small.mp4"), frames=4, gop=12)
+    r = CliRunner().invoke(main, ["upscale", "in", "-o", "out", "--workers", "2", "--model", str(tiny_ckpt), "-q"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in Path("out").iterdir()) == ["big.mp4", "small.mp4"]  # the cache folder is gone
+    assert len(read_video(Path("out/big.mp4"))[0]) == 24 and len(read_video(Path("out/small.mp4"))[0]) == 4
+
+
+@needs_ray
 def test_a_failed_segment_is_retried_and_the_output_is_complete(tmp_path, tiny_ckpt, ray_session):
     src = make_gop_video(tmp_path / "in.mp4", frames=48, gop=12)
     marker = tmp_path / "failed-once"

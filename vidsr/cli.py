@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -22,17 +23,29 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, docker stop, systemd): cleaned up like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
+
+
 class _Group(click.Group):
-    """Turns every VidsrError (and a Ctrl-C) into one line and a non-zero exit."""
+    """Turns every VidsrError (and a Ctrl-C or SIGTERM) into one line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):
+        signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return super().invoke(ctx)
         except VidsrError as e:
             raise click.ClickException(str(e)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted; no output was written", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as e:
+            kept = " (finished segments are kept: rerun the same command to continue)" \
+                if "--resume" in sys.argv[1:] else ""
+            terminated = isinstance(e, _Terminated)
+            click.echo(f"{'terminated' if terminated else 'interrupted'}; no output was written{kept}", err=True)
+            sys.exit(143 if terminated else 130)
         except MemoryError:
             raise click.ClickException("out of memory: try a smaller --tile or --batch") from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -382,7 +395,8 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
     if not quiet:
         click.echo(f"{report.output}: {report.frames} frames, foreground {report.fg_fraction:.1%}, "
                    f"{report.passes} {report.estimator} passes, {report.cuts} cuts, "
-                   f"{report.seconds:.1f} s (mask {report.stages['mask']:.1f} s)")
+                   f"{report.seconds:.1f} s (mask {report.stages['mask']:.1f} s)",
+                   err=str(output) == "-")  # stdout carries the video
 
 
 @main.command()
@@ -454,11 +468,13 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
     times = ", ".join(f"{m} {report.ms_per_frame(m):.1f}" for m in report.seconds)
     if report.output:
         click.echo(f"{report.output}: {report.frames} frames, {report.layout} "
-                   f"{report.out_size[0]}x{report.out_size[1]}; ms/frame: {times}")
+                   f"{report.out_size[0]}x{report.out_size[1]}; ms/frame: {times}",
+                   err=str(report.output) == "-")  # stdout carries the video
     if report.sheet:
         psnr = "; ".join(f"{region}: " + ", ".join(f"{m} {format_psnr(v)}" for m, v in row.items())
                          for region, row in report.sheet_psnr.items())
-        click.echo(f"{report.sheet}: frame {report.sheet_frame}, PSNR vs {report.reference}: {psnr}")
+        click.echo(f"{report.sheet}: frame {report.sheet_frame}, PSNR vs {report.reference}: {psnr}",
+                   err=str(report.output) == "-")
 
 
 @main.command()

@@ -287,6 +287,10 @@ class SegmentWorker:
         return SegmentResult(key=task.key, frames=report.frames, seconds=time.perf_counter() - t0,
                              attempt=attempt, warnings=tuple(report.warnings), data=data)
 
+    def close(self) -> None:
+        """Remove the worker's temp folder (Ray ends actors without running their finalizers)."""
+        self._tmp.cleanup()
+
     def _report(self, key: str, frames: int) -> None:
         if self.progress is not None:
             self.progress.set.remote(key, frames)
@@ -396,7 +400,8 @@ def upscale_many(jobs: Sequence[tuple[Path, Path]], *, config: UpscaleConfig, sc
             raise InputError(f"--workers writes a video file, not numbered frames: {out}")
         check_output_path(out, input_path=inp, container=config.encode.container)
         plan = plan_segments(inp, segment_s=so.segment_s, warmup_frames=warmup, align=align)
-        cache = Path(so.cache_dir) if so.cache_dir else out.parent / ".vidsr-segments"
+        # absolute: Ray workers need not share the driver's working folder
+        cache = (Path(so.cache_dir) if so.cache_dir else out.parent / ".vidsr-segments").resolve()
         cache.mkdir(parents=True, exist_ok=True)
         keys = [_segment_key(s, settings) for s in plan.segments]
         suffix = out.suffix or ".mkv"
@@ -416,13 +421,16 @@ def upscale_many(jobs: Sequence[tuple[Path, Path]], *, config: UpscaleConfig, sc
     if not pending:
         if on_progress is not None:
             on_progress(total, total)
-        return reports
-    if ray is None:
+    elif ray is None:
         _run_inline(pending, config=config, so=so, estimator_factory=estimator_factory, total=total,
                     cached_frames=cached_frames, on_progress=on_progress)
     else:
         _run(ray, pending, todo, config=config, so=so, estimator_factory=estimator_factory,
              total=total, cached_frames=cached_frames, on_progress=on_progress)
+    if not so.keep_segments:  # the files of a batch share the cache: removed once all are joined
+        for folder in {j.parts[0].parent for j in todo if j.parts}:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
     return reports
 
 
@@ -482,8 +490,12 @@ def _run(ray, pending: list[tuple[_Job, int]], jobs: list[_Job], *, config: Upsc
         n = min(so.workers, len(pending))
         actors = [actor_cls.remote(config, estimator_factory, model_bytes, progress_name, int(cpus))
                   for _ in range(n)]
-        _dispatch(ray, deque(pending), actors, progress, jobs, config=config, so=so, ship=ship, total=total,
-                  cached_frames=cached_frames, on_progress=on_progress)
+        try:
+            _dispatch(ray, deque(pending), actors, progress, jobs, config=config, so=so, ship=ship, total=total,
+                      cached_frames=cached_frames, on_progress=on_progress)
+        finally:
+            with contextlib.suppress(Exception):
+                ray.get([a.close.remote() for a in actors], timeout=30)
     finally:
         if started:
             ray.shutdown()
@@ -555,8 +567,6 @@ def _finish(job: _Job, config: UpscaleConfig, so: ScaleOut) -> None:
         for p in job.parts:
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-        with contextlib.suppress(OSError):
-            job.parts[0].parent.rmdir()  # only when empty
 
 
 __all__ = ["ScaleOut", "ScaleOutReport", "SegmentError", "batch_jobs", "find_inputs", "is_batch", "is_complete",

@@ -388,6 +388,8 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
     check_output_path(output_path, input_path=input_path, container=config.encode.container)
     if config.save_mask is not None:
         check_output_path(Path(config.save_mask), input_path=input_path)
+        if str(output_path) != STDIO and Path(config.save_mask).resolve() == output_path.resolve():
+            raise InputError(f"--save-mask names the output file itself: {config.save_mask}")
     if config.batch < 1:
         raise InputError(f"--batch must be >= 1, got {config.batch}")
     mask_encode = config.encode  # the mask video's codec follows its own container
