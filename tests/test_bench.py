@@ -39,7 +39,26 @@ def test_bench_cli_reports_every_stage_and_config(tmp_path, tiny_ckpt):
     assert report["comparisons"]["torch"]["ideal_speedup"] > 1
     assert report["machine"]["cores"] >= 1 and report["machine"]["torch"]
     assert set(report["machine"]["isa"]) <= set(ISA_FLAGS) and report["machine"]["cpu"]
-    assert "unavailable: " in (tmp_path / "b.md").read_text()
+    md = (tmp_path / "b.md").read_text()
+    assert "unavailable: " in md
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    for header, rule in zip(rows, rows[1:]):
+        if set(rule) <= set("|-"):  # every table's rule row has as many cells as its header
+            assert rule.count("|") == header.count("|"), (header, rule)
+    for line in rows:
+        if "unavailable: " in line:
+            assert line.count("|") == rows[0].count("|"), line
+
+
+def test_bench_refuses_bad_options_before_it_runs(tmp_path, tiny_ckpt):
+    src = make_video(tmp_path / "in.mp4", frames=2, width=64, height=48)
+    small = make_video(tmp_path / "gt.mp4", frames=2, width=64, height=48)
+    for args, error in ((["--backend", "bogus"], "Invalid value for --backend: 'bogus'"),
+                        (["--plot", str(tmp_path / "p.txt")], "write a .png, .svg, .pdf or .jpg"),
+                        (["--gt", str(small)], "--gt is 64x48, but the upscaled input is 128x96")):
+        r = CliRunner().invoke(main, ["bench", str(src), "--model", str(tiny_ckpt), "--frames", "1", "--repeat", "1",
+                                      "-q", *args])
+        assert r.exit_code != 0 and error in r.output, r.output
 
 
 def test_fg_sweep_on_the_sample_clip(tiny_ckpt):

@@ -624,3 +624,15 @@ def test_numbered_frames_refused(tmp_path, tiny_ckpt, out, args, error):
     r = _run(src, "-o", tmp_path / out, "--model", tiny_ckpt, *args)
     assert r.exit_code != 0 and error in r.output and "Traceback" not in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_a_bad_file_in_a_folder_does_not_stop_the_others(tmp_path, tiny_ckpt):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.mp4").write_bytes(b"not a video at all")
+    make_clip(clips / "b.mkv", frames=3)
+    r = _run(clips, "-o", tmp_path / "out", "--model", tiny_ckpt)
+    assert r.exit_code != 0 and "error: a.mp4: not a readable video file" in r.output
+    assert "1 of 2 files failed: a.mp4" in r.output and "Traceback" not in r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.mkv"]
+    assert len(read_video(tmp_path / "out" / "b.mkv")[0]) == 3

@@ -154,7 +154,7 @@ def test_train_init_seed_and_mask_rules(dataset: Path, tiny_ckpt: Path, tmp_path
         train(_cfg(dataset, tmp_path / "bad", steps=2, model=CompactSpec(num_feat=4, num_conv=2), init=tiny_ckpt))
     photos = tmp_path / "photos"
     photos.mkdir()
-    with pytest.raises(InputError, match="need foreground masks"):
+    with pytest.raises(InputError, match="needs foreground masks"):
         train(_cfg(photos, tmp_path / "c", sampler="full"))
     with pytest.raises(InputError, match="unknown sampler"):
         _cfg(dataset, tmp_path / "d", sampler="grid")

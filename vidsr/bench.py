@@ -395,6 +395,10 @@ def run_bench(input_path: Path | None, *, config: BenchConfig, gt_path: Path | N
         gt = _gt_frames(None if sample_spec else input_path, gt_path, len(frames), sample_spec)
         if gt is not None and len(gt) < len(frames):
             raise InputError(f"ground truth has {len(gt)} frames, input {len(frames)}")
+        want = (frames[0].image.shape[1] * config.scale, frames[0].image.shape[0] * config.scale)
+        if gt is not None and (gt[0].shape[1], gt[0].shape[0]) != want:
+            raise InputError(f"--gt is {gt[0].shape[1]}x{gt[0].shape[0]}, but the upscaled input is "
+                             f"{want[0]}x{want[1]}")
         fg_masks = reference_masks(frames, every=config.mask_every) if gt is not None else None
         plan = [("bicubic", "bicubic", "none")]
         for b in config.backends:
@@ -478,10 +482,10 @@ def to_markdown(report: dict) -> str:
              f"GPU: {report['machine']['gpu'] or 'none'}, torch {report['machine']['torch']}", "",
              "| config | fps | wall ms/frame | " + " | ".join(f"{s} ms" for s in STAGES)
              + " | SR px | FG | mask passes | peak RSS MB |",
-             "|---" * (10 + len(STAGES) - 1) + "|"]
+             "|---" * (7 + len(STAGES)) + "|"]
     for r in report["results"]:
         if r["status"] != "ok":
-            lines.append(f"| {r['name']} | unavailable: {r['reason']} |" + " |" * (8 + len(STAGES) - 1))
+            lines.append(f"| {r['name']} | unavailable: {r['reason']} |" + " |" * (5 + len(STAGES)))
             continue
         st = " | ".join(f"{r['stages_median_ms'][s]:.1f}" for s in STAGES)
         lines.append(f"| {r['name']} | {r['fps']:.2f} | {r['wall_ms_per_frame']:.1f} | {st} | "

@@ -227,7 +227,10 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
             _fail("--resume needs an input file, not '-' (stdin)")
         elif str(input) == "-":  # spooled, as the mask estimator needs the frame size before the run
             input = _spool_stdin(Path(tmpdir) / "stdin")
-        info = probe(input, rate=config.input_rate)
+        try:
+            info = probe(input, rate=config.input_rate)
+        except VidsrError as e:  # name stdin as the user did, not the spool file
+            raise type(e)(str(e).replace(str(Path(tmpdir) / "stdin"), "- (stdin)")) from None
         estimator = None if full_frame else build_estimator(spec, frame_size=(info.height, info.width))
         bars: list[tqdm] = []  # made at the first frame, so early errors print one clean line
 
@@ -260,6 +263,8 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
 def _upscale_scaled(input: Path | None, output: Path, config, spec, *, sample: bool, workers: int | None,
                     ray_address: str | None, segment_s: float, quiet: bool) -> None:
     """``upscale`` with --workers (segments on Ray) and/or many inputs (a folder or a glob)."""
+    if str(input) == "-":
+        _fail("--workers needs an input file, not '-' (stdin)")
     import functools
 
     from tqdm import tqdm
@@ -285,22 +290,33 @@ def _upscale_scaled(input: Path | None, output: Path, config, spec, *, sample: b
         else:
             jobs = [(input, output)]
         if workers is None:  # many files, one process
+            failed = []
             for src, dst in jobs:
                 if is_complete(src, dst, scale=config.scale):
                     if not quiet:
                         click.echo(f"{dst}: complete, skipped")
                     continue
-                info = probe(src, rate=config.input_rate)
-                estimator = None if config.full_frame else build_estimator(spec, frame_size=(info.height, info.width))
-                with tqdm(total=info.frames, unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr,
-                          desc=src.name) as bar:
-                    report = upscale_video(src, dst, config=config, estimator=estimator,
-                                           on_frame=lambda r: bar.update(1))
+                try:
+                    info = probe(src, rate=config.input_rate)
+                    estimator = None if config.full_frame else build_estimator(spec,
+                                                                               frame_size=(info.height, info.width))
+                    with tqdm(total=info.frames, unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr,
+                              desc=src.name) as bar:
+                        report = upscale_video(src, dst, config=config, estimator=estimator,
+                                               on_frame=lambda r: bar.update(1))
+                except VidsrError as e:
+                    if len(jobs) == 1:
+                        raise
+                    click.echo(f"error: {src.name}: {e}", err=True)  # the other files go on
+                    failed.append(src.name)
+                    continue
                 for w in report.warnings:
                     click.echo(f"warning: {src.name}: {w}", err=True)
                 if not quiet:
                     click.echo(f"{report.output}: {report.frames} frames in {report.seconds:.1f} s "
                                f"({report.fps:.2f} fps)")
+            if failed:
+                _fail(f"{len(failed)} of {len(jobs)} files failed: {', '.join(failed)}")
             return
         first = probe(jobs[0][0])
         factory = None
@@ -384,6 +400,9 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
     from vidsr.mask import MaskTracker
     from vidsr.maskvideo import write_mask_video
 
+    if str(input) == "-":
+        _fail("vidsr mask reads a file, not '-' (stdin)")
+
     spec = _mask_spec(mask, depth_model, depth_batch, depth_size, depth_precision, focus_point, depth_tolerance,
                       device)
     info = probe(input)
@@ -440,6 +459,8 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
 
     if sample == (input is not None):
         _fail("give either INPUT or --sample")
+    if str(input) == "-":
+        _fail("vidsr compare reads a file, not '-' (stdin)")
     config = CompareConfig(
         upscale=UpscaleConfig(scale=_scale(scale, model), model=model, backend=backend, device=device, tile=tile, bg=bg,
                               encode=EncodeOptions(crf=crf), copy_streams=not no_audio),
@@ -493,6 +514,8 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
         _fail(f"--size must look like 960x540, got {size!r}")
     if w < 16 or h < 16 or w > 1920 or h > 1080:
         _fail("--size must be between 16x16 and 1920x1080")
+    if w % 2 or h % 2:
+        _fail(f"--size must be even (4:2:0 video), got {w}x{h}")
     path = write_sample(output, spec=SampleSpec(width=w, height=h, fps=fps, seconds=seconds),
                         ground_truth=ground_truth)
     click.echo(str(path))
@@ -515,7 +538,7 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
               help="Merge neighbouring SR tiles into larger windows on CPU (as upscale does).")
 @click.option("--mask-every", type=click.IntRange(1, 1000), default=2, show_default=True)
 @click.option("--gt", type=click.Path(path_type=Path), default=None, help="High-resolution ground truth video.")
-@click.option("--sweep-fg", is_flag=True, help="Also time synthetic masks of 10..100%% foreground.")
+@click.option("--sweep-fg", is_flag=True, help="Also time synthetic masks of 10..100% foreground.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--md", "md_path", type=click.Path(path_type=Path), default=None)
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
@@ -526,7 +549,16 @@ def bench(input: Path | None, scale: str | None, model: str | None, backends: tu
     """Per-stage throughput (and quality, with ground truth) of partial vs full-frame SR per backend."""
     from vidsr.bench import BenchConfig, default_backends, plot, run_bench, to_markdown, write_json
 
+    from vidsr.backends import BACKEND_NAMES
+
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    for b in backends:
+        name, _, precision = b.partition("-")
+        if name not in BACKEND_NAMES or precision not in ("", "fp32", "bf16", "fp16"):
+            raise click.BadParameter(f"{b!r} (choose from torch, torch-bf16, torch-fp16, ort, trt, trt-fp32)",
+                                     param_hint="--backend")
+    if plot_path is not None and plot_path.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg"):
+        raise click.BadParameter(f"{plot_path}: write a .png, .svg, .pdf or .jpg", param_hint="--plot")
     if not backends:
         backends = default_backends()
         if "torch-bf16" not in backends:

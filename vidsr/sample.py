@@ -12,7 +12,8 @@ import av
 import cv2
 import numpy as np
 
-from vidsr.io import atomic_output, check_output_path
+from vidsr.errors import OutputError
+from vidsr.io import atomic_output, check_output_path, muxer_name
 
 SAMPLE_RATE = 48000
 
@@ -75,6 +76,8 @@ def write_sample(path: str | Path, *, spec: SampleSpec = SampleSpec(), ground_tr
     """Write the sample clip (H.264 + AAC stereo) to ``path`` atomically and return it."""
     path = Path(path)
     check_output_path(path)
+    if muxer_name(path) not in ("mp4", "mov", "matroska"):
+        raise OutputError(f"the sample is H.264 + AAC: write it as .mp4, .mkv or .mov, not {path.suffix or path}")
     w, h = (spec.width * spec.gt_scale, spec.height * spec.gt_scale) if ground_truth else (spec.width, spec.height)
     with atomic_output(path) as tmp, contextlib.closing(av.open(str(tmp), "w")) as c:
         v = c.add_stream("libx264", rate=spec.fps)

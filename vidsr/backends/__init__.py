@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal, Protocol, Union
 
@@ -80,6 +81,8 @@ def backend_from_name(name: str, *, device: str | None = None, precision: Precis
     """
     if device is None:
         device = "cuda" if name == "trt" else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise BackendUnavailable(f"unknown device {device!r} (cpu, cuda or cuda:N)")
     if name == "torch":
         return TorchBackend(device=device, precision=precision)
     if name == "ort":

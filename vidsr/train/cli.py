@@ -214,7 +214,7 @@ def dataset_group() -> None:
               help="Videos: keep every k-th frame (with --keyframes cuts: every k-th within a shot, 0 = shot starts only).")
 @click.option("--keyframes", "select", type=click.Choice(["every", "cuts"]), default="every", show_default=True,
               help="every: every k-th frame; cuts: the first frame of each shot (scene-cut keyframes).")
-@click.option("--max-frames", type=int, default=None, help="At most this many frames per video.")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="At most this many frames per video.")
 @click.option("--long-side", type=int, default=None, help="Area-shrink frames whose longer side is larger.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of the sources (not frames) in the test split, chosen by a seeded hash of the name.")
@@ -279,7 +279,7 @@ def _named_model(spec: str):
               help="How LR frames are made from the dataset frames.")
 @click.option("--partial-mask", type=click.Choice(["estimated", "dataset"]), default="estimated", show_default=True,
               help="Partial SR's mask: estimated on the LR frame (as vidsr upscale) or the dataset's (oracle).")
-@click.option("--max-frames", type=int, default=None, help="Score at most this many frames (evenly spaced).")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Score at most this many frames (evenly spaced).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report (per frame and means) here.")
 @click.option("--md", "md_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -277,8 +277,9 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         raise InputError(f"{run_dir} already holds a training state; resume it or choose another run folder")
     dataset_mode = is_dataset(cfg.data)
     if not dataset_mode and (cfg.sampler != "full" or cfg.loss.semantic):
-        raise InputError(f"sampler {cfg.sampler!r} and the depth semantic loss need foreground masks: "
-                         f"pass a dataset folder (vidsr dataset build) as data, not a photo folder")
+        what = "the depth semantic loss" if cfg.loss.semantic else f"sampler {cfg.sampler!r}"
+        raise InputError(f"{what} needs foreground masks: pass a dataset folder (vidsr dataset build) as "
+                         "data, not a photo folder")
     paths = [] if dataset_mode else list_images(cfg.data)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
