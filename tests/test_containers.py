@@ -520,7 +520,10 @@ def test_resume_continues_and_matches_one_run(tmp_path, tiny_ckpt):
     report = upscale_video(src, out, config=cfg)
     assert (report.resumed_frames, report.frames) == (6, 6) and not work.exists()
     one = tmp_path / "one.mp4"
-    upscale_video(src, one, config=cfg)
+    whole = upscale_video(src, one, config=cfg)
+    # every segment's tracker counts: 4 segments of 3 frames, each starting afresh with passes on
+    # its frames 0 and 2 (before, only the last segment's 2 were reported)
+    assert whole.mask_passes == 8
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (out, one)]
     assert digest[0] == digest[1]  # stopped + resumed == uninterrupted, byte for byte
     i, o = _same_video_timing(src, out)

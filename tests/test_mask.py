@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import cv2
@@ -8,7 +9,7 @@ import pytest
 
 from media import mask_flip_rate
 from vidsr.mask import ConstantEstimator, FocusEstimator, MaskTracker, clean_mask, feather, focus_score
-from vidsr.sample import sample_photo
+from vidsr.sample import SampleSpec, sample_frames, sample_photo
 
 
 def _texture(h: int = 360, w: int = 640) -> np.ndarray:
@@ -161,3 +162,17 @@ def test_sensor_noise_in_the_bokeh_does_not_read_as_focus():
     noisy_fg = MaskTracker(estimator=FocusEstimator()).update(noisy).fg_fraction
     assert 0.05 < clean_fg < 0.5
     assert abs(noisy_fg - clean_fg) < 0.03
+
+
+def test_a_frame_with_nothing_in_focus_has_no_foreground():
+    # the sample pan's last frames show only the photo's bokeh. Otsu still splits such a frame in
+    # two, into fragments a fresh tracker (a cut, a resumed segment) would send through SR; the
+    # threshold floor keeps its mask empty
+    spec = SampleSpec(width=320, height=180, seconds=12)
+    bokeh = next(itertools.islice(sample_frames(spec), 300, None))
+    assert MaskTracker(estimator=FocusEstimator(), min_threshold=0.0).update(bokeh).binary.mean() > 0.2
+    assert MaskTracker(estimator=FocusEstimator()).update(bokeh).binary.mean() == 0
+    subject = next(iter(sample_frames(spec)))  # the subject is in view: the floor changes nothing
+    a = MaskTracker(estimator=FocusEstimator(), min_threshold=0.0).update(subject).binary
+    b = MaskTracker(estimator=FocusEstimator()).update(subject).binary
+    assert 0.1 < b.mean() < 0.6 and np.array_equal(a, b)

@@ -235,9 +235,9 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
         bars: list[tqdm] = []  # made at the first frame, so early errors print one clean line
 
         def on_frame(report) -> None:
-            if not bars:
-                bars.append(tqdm(total=info.frames, unit="frame", disable=quiet, dynamic_ncols=True,
-                                 file=sys.stderr))
+            if not bars:  # a resumed run starts the bar at the frames finished before
+                bars.append(tqdm(total=info.frames, initial=report.resumed_frames, unit="frame", disable=quiet,
+                                 dynamic_ncols=True, file=sys.stderr))
             bars[0].update(1)
             if report.frames % 5 == 0:
                 bars[0].set_postfix(sr=f"{report.sr_fraction:.0%}", refresh=False)

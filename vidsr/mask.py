@@ -204,6 +204,10 @@ class MaskTracker:
         ema: weight of the new score in the exponential moving average (1 = no smoothing).
         threshold: fixed score threshold; ``None`` = Otsu on the smoothed score, itself smoothed.
         hysteresis: a pixel turns on above threshold + h, off below threshold - h.
+        min_threshold: Otsu thresholds are raised to at least this. Otsu always splits a frame in
+            two; on a frame with nothing in focus (bokeh scores stay under ~0.05) that split is
+            noise, and a tracker that starts there (a cut, a resumed segment) would send
+            fragments of bokeh through SR. Not applied to a fixed ``threshold``.
         min_area: blobs smaller than this fraction of the frame are dropped.
         close_px: morphology radius at working resolution.
         feather_px: feather radius at working resolution.
@@ -217,6 +221,7 @@ class MaskTracker:
     ema: float = 0.5
     threshold: float | None = None
     hysteresis: float = 0.04
+    min_threshold: float = 0.06
     min_area: float = 0.003
     close_px: int = 3
     feather_px: float = 4.0
@@ -300,7 +305,7 @@ class MaskTracker:
                 reset = True
             st.ema = score if reset else self.ema * score + (1 - self.ema) * st.ema
             fixed = self.threshold if self.threshold is not None else getattr(self.estimator, "threshold", None)
-            thr = fixed if fixed is not None else otsu_threshold(st.ema)
+            thr = fixed if fixed is not None else max(otsu_threshold(st.ema), self.min_threshold)
             st.threshold = thr if reset or fixed is not None else 0.7 * st.threshold + 0.3 * thr
             st.binary = self._binarize(st.ema, None if reset else st.binary)
             st.last_score = score

@@ -182,6 +182,8 @@ class FrameProcessor:
     full_frame: bool = False
     mask_lookahead: int = 1
     merge_px: int | None = None  # merge selected tiles into windows of at most this many LR pixels
+    retired_passes: int = 0  # estimator passes and cuts of trackers replaced by fresh ones (resume segments)
+    retired_cuts: int = 0
 
     @property
     def mask_chunk(self) -> int:
@@ -480,8 +482,8 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
         job.remove()
     report.seconds = time.perf_counter() - t_start
     report.bad_packets = stats.bad_packets
-    report.mask_passes = proc.tracker.passes
-    report.cuts = proc.tracker.cuts
+    report.mask_passes = proc.retired_passes + proc.tracker.passes
+    report.cuts = proc.retired_cuts + proc.tracker.cuts
     report.warnings.extend(stats.notes)
     return report
 

@@ -89,6 +89,8 @@ class Segmenter:
     @staticmethod
     def reset_tracker(proc) -> None:
         """A fresh mask tracker with the same settings (the state a new shot starts from)."""
+        proc.retired_passes += proc.tracker.passes
+        proc.retired_cuts += proc.tracker.cuts
         proc.tracker = dataclasses.replace(proc.tracker, state=type(proc.tracker.state)())
 
 
