@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from vidsr.errors import BackendUnavailable, InputError, VidsrError
-from vidsr.io import VideoInfo, atomic_output, check_output_path, is_sequence, probe
+from vidsr.io import VideoInfo, atomic_output, check_output_path, is_sequence, muxer_name, probe
 from vidsr.mask import MaskEstimator
 from vidsr.pipeline import FrameWindow, UpscaleConfig, load_engine, upscale_video
 from vidsr.segments import (
@@ -404,7 +404,8 @@ def upscale_many(jobs: Sequence[tuple[Path, Path]], *, config: UpscaleConfig, sc
         cache = (Path(so.cache_dir) if so.cache_dir else out.parent / ".vidsr-segments").resolve()
         cache.mkdir(parents=True, exist_ok=True)
         keys = [_segment_key(s, settings) for s in plan.segments]
-        suffix = out.suffix or ".mkv"
+        # Matroska keeps no decode times for B-frames, so a join could not order them: its parts go in mp4
+        suffix = ".mp4" if muxer_name(out, config.encode.container) == "matroska" else out.suffix or ".mkv"
         parts = [cache / f"{k}{suffix}" for k in keys]
         report.segments = len(plan.segments)
         report.in_size = (info.width, info.height)

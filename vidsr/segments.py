@@ -356,8 +356,11 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
             raise OutputError(f"cannot create output {output}: {getattr(e, 'strerror', None) or e}") from None
         stack.callback(out.close)
         ov = out.add_stream_from_template(ref)
+        if ref.average_rate:  # else Matroska declares one frame per time-base tick (DefaultDuration)
+            ov.codec_context.framerate = ref.average_rate
         ov.metadata.update(_clean(ref.metadata))
-        ov.disposition = ref.disposition
+        # a part's flags are what its own muxer set (mp4 marks its video default): kept only within one format
+        ov.disposition = ref.disposition if ins[0].format.name == out.format.name else 0
         out.metadata.update(_clean(ins[0].metadata))
         side: dict[int, av.stream.Stream] = {}
         src = None
