@@ -21,6 +21,7 @@ from vidsr.depth import (
     preprocess,
 )
 from vidsr.errors import InputError, ModelError
+from vidsr.models import resolve_model
 
 # Depth Anything V2's layout (DINOv2 backbone + DPT head) with tiny widths, so tests are fast.
 TINY = {
@@ -146,7 +147,7 @@ def test_folder_of_another_model_is_refused(tiny_folder, tmp_path):
         load_depth_net(tmp_path)
 
 
-def test_weights_that_do_not_fit_the_config(tiny_folder, tmp_path):
+def test_weights_that_do_not_fit_the_config(tiny_folder, tmp_path, capfd):
     for f in tiny_folder.iterdir():
         shutil.copy(f, tmp_path / f.name)
     cfg = json.loads((tmp_path / "config.json").read_text())
@@ -154,6 +155,17 @@ def test_weights_that_do_not_fit_the_config(tiny_folder, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="cannot load|do not fit"):
         load_depth_net(tmp_path)
+    out, err = capfd.readouterr()
+    assert "LOAD REPORT" not in out + err and not err.strip()  # the error is the one line; no table before it
+
+
+def test_an_sr_onnx_is_not_a_depth_network(tmp_path):
+    from vidsr.export import export_onnx
+
+    model, _ = resolve_model("compact-x2", scale=None)
+    export_onnx(model, tmp_path / "sr.onnx")
+    with pytest.raises(ModelError, match="is not a depth network: its output has 3 channels"):
+        load_depth_net(tmp_path / "sr.onnx")
 
 
 def test_onnx_with_wrong_input_rank(tmp_path):

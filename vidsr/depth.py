@@ -284,6 +284,8 @@ def load_depth_folder(folder: str | os.PathLike) -> nn.Module:
     transformers.utils.logging.disable_progress_bar()
     cls = (transformers.DepthAnythingForDepthEstimation if family.name == "depth_anything"
            else transformers.DPTForDepthEstimation)
+    level = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()  # its load report table: vidsr says it in one line
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -292,6 +294,8 @@ def load_depth_folder(folder: str | os.PathLike) -> nn.Module:
     except (OSError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"cannot load depth weights from {folder}: {first}") from None
+    finally:
+        transformers.utils.logging.set_verbosity(level)
     missing = list(info.get("missing_keys") or [])
     mismatched = list(info.get("mismatched_keys") or [])
     if missing or mismatched:
@@ -402,9 +406,12 @@ class OrtDepth:
                              f"{tuple(shape)}, expected rank 4 (B, 3, H, W)")
         if isinstance(shape[1], int) and shape[1] != 3:
             raise ModelError(f"depth ONNX file {self.path}: input has {shape[1]} channels, expected 3")
-        out_rank = len(self.session.get_outputs()[0].shape)
-        if out_rank not in (3, 4):
-            raise ModelError(f"depth ONNX file {self.path}: output has rank {out_rank}, expected (B, H, W)")
+        out_shape = list(self.session.get_outputs()[0].shape)
+        if len(out_shape) not in (3, 4):
+            raise ModelError(f"depth ONNX file {self.path}: output has rank {len(out_shape)}, expected (B, H, W)")
+        if len(out_shape) == 4 and isinstance(out_shape[1], int) and out_shape[1] != 1:
+            raise ModelError(f"{self.path} is not a depth network: its output has {out_shape[1]} channels "
+                             "(a depth map has 1; an image-to-image model such as vidsr's SR export has 3)")
         self.input_name = inputs[0].name
         meta = self.session.get_modelmeta().custom_metadata_map.get(FAMILY_KEY)
         try:
