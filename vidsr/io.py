@@ -914,9 +914,15 @@ class VideoWriter:
             v.pix_fmt = pix_fmt
         except (ValueError, av.error.FFmpegError) as e:
             raise OutputError(f"unknown pixel format {pix_fmt!r}: {e}") from None
-        v.time_base = info.time_base
-        v.codec_context.time_base = info.time_base
-        v.options = options.encoder_options()
+        tb, opts = info.time_base, options.encoder_options()
+        if self.container.format.name == "avi":  # AVI plays one frame per tick and keeps no reordered times
+            tb = 1 / Fraction(info.average_rate or 30)
+            opts["bf"] = "0"  # no B-frames
+            if options.codec == "libx264":
+                opts["x264-params"] = "bframes=0"
+        v.time_base = tb
+        v.codec_context.time_base = tb
+        v.options = opts
         self.colour = info.colour.for_yuv(rgb_source=_rgb_like(info.pix_fmt))
         cc = v.codec_context
         if options.codec == "mjpeg":  # JPEG's own full-range BT.601 YUV
