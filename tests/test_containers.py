@@ -215,7 +215,7 @@ def check_avi(src, out, text):
     with contextlib.closing(av.open(str(out))) as c:
         v = c.streams.video[0]
         assert v.average_rate == 24 and len(list(c.decode(v))) == 6  # not one frame per input tick
-    if facts(out).streams[0][1] == "mpeg4":  # (x264 in AVI reads back one frame late: a demuxer quirk)
+    if facts(out).streams[0][1] == "mpeg4":  # H.264 in AVI reads back one frame late (not checked)
         _same_frames_to_the_ms(src, out)
 
 
