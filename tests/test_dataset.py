@@ -120,6 +120,8 @@ def test_hash_split_is_deterministic_and_never_splits_a_source() -> None:
     assert list(assign_splits(["a", "b"], test_fraction=0.1).values()).count("test") == 1  # at least one
     assert set(assign_splits(["a"], test_fraction=0.5).values()) == {"train"}  # never all test
     assert assign_splits(names, test_fraction=0.2, test_patterns=("clip0[12]*",))["clip02.mp4"] == "test"
+    with pytest.raises(InputError, match="--test-source 'zzz\\*' matches none of the 20 sources"):
+        assign_splits(names, test_fraction=0.2, test_patterns=("clip01*", "zzz*"))  # not an empty test split
 
 
 def test_scene_cut_keyframes(tmp_path: Path) -> None:

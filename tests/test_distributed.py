@@ -182,6 +182,15 @@ def test_workers_without_ray_is_one_line_naming_the_extra(tmp_path, tiny_ckpt, m
     assert r.output.strip().count("\n") == 0 and not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.parametrize("args,error", [(["--segment-s", "4"], "--segment-s needs --workers N"),
+                                        (["--ray-address", "auto"], "--ray-address needs --workers N")])
+def test_scale_out_options_need_workers(tmp_path, tiny_ckpt, args, error):
+    src = make_video(tmp_path / "in.mp4", frames=2)
+    r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_ckpt),
+                                  *args])
+    assert r.exit_code != 0 and error in r.output and not (tmp_path / "out.mp4").exists()
+
+
 def test_single_process_run_never_imports_ray(tmp_path, tiny_ckpt):
     src = make_video(tmp_path / "in.mp4", frames=3)
     code = ("import sys; from vidsr.cli import main; "

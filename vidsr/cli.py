@@ -196,6 +196,9 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
 
     if sample == (input is not None):
         _fail("give either INPUT or --sample")
+    if workers is None and click.get_current_context().get_parameter_source("segment_s") \
+            == click.core.ParameterSource.COMMANDLINE:
+        _fail("--segment-s needs --workers N")
     device = device or ("cuda" if backend == "trt" else "cpu")
     precision = precision or ("fp16" if backend == "trt" else "fp32")
     if backend == "torch":
@@ -278,6 +281,7 @@ def _upscale_scaled(input: Path | None, output: Path, config, spec, *, sample: b
 
     if ray_address is not None and workers is None:
         _fail("--ray-address needs --workers N")
+
     if workers is not None:
         require_ray()  # one clear line before any work
         if spec.kind == "file":

@@ -229,6 +229,10 @@ def assign_splits(names: Sequence[str], *, test_fraction: float, seed: int = 0,
     names = list(names)
     paths = list(paths) if paths is not None else names
     if test_patterns:
+        unmatched = [pat for pat in test_patterns
+                     if not any(fnmatch.fnmatch(n, pat) or fnmatch.fnmatch(p, pat) for n, p in zip(names, paths))]
+        if unmatched:
+            raise InputError(f"--test-source {unmatched[0]!r} matches none of the {len(names)} sources")
         return {n: "test" if any(fnmatch.fnmatch(n, pat) or fnmatch.fnmatch(p, pat) for pat in test_patterns)
                 else "train" for n, p in zip(names, paths)}
     n_test = round(test_fraction * len(names))
