@@ -224,14 +224,19 @@ def test_batch_folder_skips_complete_outputs(tmp_path, tiny_ckpt):
     assert r.exit_code != 0 and "no files match" in r.output
 
 
-def test_segmented_matroska_with_b_frames(tmp_path, tiny_ckpt):
-    # x264's default preset codes B-frames, whose decode times Matroska does not keep: the parts go
-    # in mp4 so the join can order them; the joined file declares the input's frame rate
-    src = make_clip(tmp_path / "in.mkv", frames=24, keyint=8)
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_segmented_run_with_b_frames(tmp_path, tiny_ckpt, suffix):
+    # x264's default preset codes B-frames. Matroska keeps no decode times for them, so the parts go
+    # in mp4; an mp4 part starts through an edit list in ms, which the join undoes, so every pts and
+    # the duration equal a one-process run's; the joined file declares the input's frame rate
+    src = make_clip(tmp_path / f"in{suffix}", frames=24, keyint=8)
     cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16)
-    upscale_video(src, tmp_path / "single.mkv", config=cfg)
-    rep = upscale_distributed(src, tmp_path / "seg.mkv", config=cfg, scale_out=ScaleOut(workers=0, segment_s=1 / 3))
+    upscale_video(src, tmp_path / f"single{suffix}", config=cfg)
+    rep = upscale_distributed(src, tmp_path / f"seg{suffix}", config=cfg,
+                              scale_out=ScaleOut(workers=0, segment_s=1 / 3))
     assert rep.segments == 3 and rep.frames == 24 and not rep.warnings
-    assert _facts(tmp_path / "seg.mkv")["pts"] == _facts(tmp_path / "single.mkv")["pts"]
-    with contextlib.closing(av.open(str(tmp_path / "seg.mkv"))) as c:
+    assert _facts(tmp_path / f"seg{suffix}")["pts"] == _facts(tmp_path / f"single{suffix}")["pts"]
+    with contextlib.closing(av.open(str(tmp_path / f"seg{suffix}"))) as c, \
+            contextlib.closing(av.open(str(tmp_path / f"single{suffix}"))) as one:
         assert abs(c.streams.video[0].average_rate - 24) < 0.1  # not one frame per time-base tick
+        assert c.streams.video[0].duration == one.streams.video[0].duration

@@ -557,7 +557,8 @@ def _finish(job: _Job, config: UpscaleConfig, so: ScaleOut) -> None:
     """Join ``job``'s segments into its output (atomically) and drop them from the cache."""
     with atomic_output(job.output) as tmp:
         joined = join_segments(job.parts, tmp, source=job.input if config.copy_streams else None,
-                               container=config.encode.container)
+                               container=config.encode.container,
+                               starts=[Fraction(s.start) * job.plan.time_base for s in job.plan.segments])
     job.report.frames = joined.frames
     job.report.warnings.extend(joined.warnings)
     job.report.seconds = time.perf_counter() - job.t0

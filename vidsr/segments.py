@@ -319,7 +319,7 @@ class JoinReport:
 
 
 def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: str | Path | None = None,
-                  container: str | None = None) -> JoinReport:
+                  container: str | None = None, starts: Sequence[Fraction] | None = None) -> JoinReport:
     """Join upscaled segment files into ``output`` by stream copy.
 
     The video comes from ``parts`` in order (they must share codec, size and codec headers,
@@ -388,10 +388,21 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
                 side[s.index] = o
         write_chapters(out, read_chapters(src if src is not None else ins[0]))
 
+        shifts = [0] * len(parts)
+        if starts is not None:  # a part whose muxer moved it (an mp4 edit list in ms) goes back to its start
+            for k, (s, c) in enumerate(zip(vids, ins)):
+                first = min((p.pts for p in c.demux(s) if p.pts is not None and p.size), default=None)
+                c.seek(0)
+                if first is not None:
+                    shifts[k] = round(starts[k] / s.time_base) - first
+
         def video_packets() -> Iterator[tuple[Fraction, int, av.Packet]]:
             last: int | None = None
-            for s, c in zip(vids, ins):
+            for s, c, shift in zip(vids, ins, shifts):
                 for p in c.demux(s):
+                    if shift and p.size:
+                        p.pts = p.pts + shift if p.pts is not None else None
+                        p.dts = p.dts + shift if p.dts is not None else None
                     if p.size == 0 or (p.dts is None and p.pts is None):
                         continue
                     if p.dts is not None and last is not None and p.dts <= last:
