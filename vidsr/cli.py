@@ -123,7 +123,7 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 
 @main.command()
 @click.argument("input", required=False, type=click.Path(dir_okay=True, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video (.mp4, .mkv, ...).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video (.mp4, .mkv, ...) or numbered frames (up/%06d.png).")
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None,
               help="[default: the --model's scale; 2 without --model]")
