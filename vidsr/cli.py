@@ -553,12 +553,14 @@ def bench(input: Path | None, scale: str | None, model: str | None, backends: tu
     """Per-stage throughput (and quality, with ground truth) of partial vs full-frame SR per backend."""
     from vidsr.bench import BenchConfig, default_backends, plot, run_bench, to_markdown, write_json
 
-    from vidsr.backends import BACKEND_NAMES
+    from typing import get_args
+
+    from vidsr.backends import BACKEND_NAMES, Precision
 
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     for b in backends:
         name, _, precision = b.partition("-")
-        if name not in BACKEND_NAMES or precision not in ("", "fp32", "bf16", "fp16"):
+        if name not in BACKEND_NAMES or (precision and precision not in get_args(Precision)):
             raise click.BadParameter(f"{b!r} (choose from torch, torch-bf16, torch-fp16, ort, trt, trt-fp32)",
                                      param_hint="--backend")
     if plot_path is not None and plot_path.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg"):

@@ -734,10 +734,11 @@ def _atomic_sequence(pattern: Path) -> Iterator[Path]:
     folder.mkdir(exist_ok=True)
     try:
         yield folder / pattern.name
-        for f in sorted(folder.iterdir()):
-            os.replace(f, pattern.parent / f.name)
-    except OSError as e:
-        raise OutputError(f"cannot move finished frames to {pattern.parent}: {e.strerror}") from None
+        try:  # only the move: an error while writing keeps its own message
+            for f in sorted(folder.iterdir()):
+                os.replace(f, pattern.parent / f.name)
+        except OSError as e:
+            raise OutputError(f"cannot move finished frames to {pattern.parent}: {e.strerror}") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -767,16 +768,6 @@ def carries(p: av.Packet) -> bool:
     return p.dts is not None or p.pts is not None or (p.size > 0 and is_cover(p.stream))
 
 
-def attach_cover(out: av.container.OutputContainer, s: av.stream.Stream, path: str | os.PathLike) -> None:
-    """Embed cover stream ``s`` of the file ``path`` in Matroska ``out`` as an attachment, the
-    way Matroska keeps cover art (FFmpeg reads it back as an attached picture)."""
-    with contextlib.closing(av.open(str(path))) as c:
-        data = next((bytes(p) for p in c.demux(c.streams[s.index]) if p.size > 0), None)
-    if data is not None:
-        png = s.codec_context.name == "png"
-        out.add_attachment("cover.png" if png else "cover.jpg", "image/png" if png else "image/jpeg", data)
-
-
 def main_video_stream(c: av.container.InputContainer, source: object) -> av.stream.Stream:
     """The video stream to upscale: the one FFmpeg's tools pick (``av_find_best_stream``: most
     decodable frames, then bitrate), never cover art (an attached picture)."""
@@ -802,12 +793,30 @@ def describe_stream(s: av.stream.Stream) -> str:
     return f"{s.type} stream #{s.index} ({', '.join(bits)})"
 
 
-def copy_attachment(out: av.container.OutputContainer, s: av.stream.Stream, where: str) -> str | None:
-    """Embed attachment ``s`` (a font, an image) in ``out``; a warning instead where the muxer
-    cannot hold it (only Matroska can: WebM and mp4 refuse attachments, MPEG-TS breaks on them)."""
-    if out.format.name != "matroska":
-        return f"{describe_stream(s)} dropped: {where} cannot hold attachments (.mkv can)"
-    out.add_attachment(s.name, s.mimetype, bytes(s.data))
+def embedded(s: av.stream.Stream, muxer: str) -> bool:
+    """Whether ``s`` goes into the header of a ``muxer`` output rather than as packets: attachments
+    (e.g. the fonts of styled subtitles), and cover art in Matroska, which keeps it as one."""
+    return s.type == "attachment" or (is_cover(s) and muxer == "matroska")
+
+
+def embed(out: av.container.OutputContainer, s: av.stream.Stream, *, where: str,
+          path: str | os.PathLike | None) -> str | None:
+    """Put :func:`embedded` stream ``s`` of the file ``path`` (None: a pipe) into ``out``'s header;
+    a warning instead where that cannot be done. Only Matroska holds attachments: WebM and mp4
+    refuse them, MPEG-TS breaks on them. A cover becomes ``cover.jpg`` (or .png), which FFmpeg
+    reads back as an attached picture."""
+    if s.type == "attachment":
+        if out.format.name != "matroska":
+            return f"{describe_stream(s)} dropped: {where} cannot hold attachments (.mkv can)"
+        out.add_attachment(s.name, s.mimetype, bytes(s.data))
+        return None
+    if path is None:
+        return f"{describe_stream(s)} dropped: it cannot be read again from a pipe"
+    with contextlib.closing(av.open(str(path))) as c:  # demuxers hand the picture out first
+        data = next((bytes(p) for p in c.demux(c.streams[s.index]) if p.size > 0), None)
+    if data is not None:
+        png = s.codec_context.name == "png"
+        out.add_attachment("cover.png" if png else "cover.jpg", "image/png" if png else "image/jpeg", data)
     return None
 
 
@@ -986,15 +995,10 @@ class VideoWriter:
         what = describe_stream(s)
         fmt = self.container.format.name
         where = f"{self.path.suffix or fmt}" if str(self.path) != STDIO else fmt
-        if s.type == "attachment":
-            if (warning := copy_attachment(self.container, s, where)) is not None:
+        if embedded(s, fmt):
+            warning = embed(self.container, s, where=where, path=info.path if info.source == "file" else None)
+            if warning is not None:
                 self.warnings.append(warning)
-            return
-        if is_cover(s) and fmt == "matroska":
-            if info.source == "file":
-                attach_cover(self.container, s, info.path)
-            else:
-                self.warnings.append(f"{what} dropped: it cannot be read again from a pipe")
             return
         if can_copy(fmt, s):
             out = self.container.add_stream_from_template(s)

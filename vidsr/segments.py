@@ -26,8 +26,8 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import (attach_cover, can_copy, carries, copy_attachment, is_cover, is_side, main_video_stream,
-                      read_chapters, write_chapters)
+from vidsr.io import (can_copy, carries, embed, embedded, is_side, main_video_stream, read_chapters,
+                      write_chapters)
 
 # container/stream tags that describe the old file rather than its content
 _STALE_TAGS = ("encoder", "duration", "bps", "number_of_frames", "number_of_bytes", "_statistics",
@@ -369,12 +369,9 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
             fmt = out.format.name
             video = main_video_stream(src, source)
             for s in src.streams:
-                if s.type == "attachment":
-                    if (warning := copy_attachment(out, s, Path(output).suffix or fmt)) is not None:
+                if embedded(s, fmt):
+                    if (warning := embed(out, s, where=Path(output).suffix or fmt, path=source)) is not None:
                         warnings.append(warning)
-                    continue
-                if is_cover(s) and fmt == "matroska":
-                    attach_cover(out, s, source)
                     continue
                 if not is_side(s) or s.index == video.index:
                     continue
