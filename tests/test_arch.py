@@ -129,3 +129,26 @@ def test_resolve_model_scale_from_the_model(tiny_ckpt, tmp_path, monkeypatch):
     (tmp_path / "notes.txt").write_text("not weights")
     with pytest.raises(ModelError, match="not a vidsr checkpoint"):
         resolve_model("notes.txt", scale=None)
+
+
+@pytest.mark.parametrize("arch", REGISTRY.names())
+@pytest.mark.parametrize("i", [0, 1])
+def test_phase_major_reorders_the_subpixels_only(arch, i):
+    """The phase-major copy gives the same sub-pixel values, channel (dy, dx, c) for (c, dy, dx),
+    for whole and trimmed windows; the original model is left as it was."""
+    torch.manual_seed(i)
+    cfg = CONFIGS[arch][i]
+    model = REGISTRY.build(arch, cfg).eval()
+    s = cfg["scale"]
+    x = torch.rand(2, 3, 23, 29)
+    with torch.no_grad():
+        before = model(x)
+        phases = model.phase_major()
+        for trim in [(False, False), (True, False), (True, True)]:
+            ref = model.subpixels(x, trim)
+            got = phases.subpixels(x, trim)
+            b, _, h, w = ref.shape
+            # (c, dy, dx) -> (dy, dx, c)
+            want = ref.reshape(b, 3, s, s, h, w).permute(0, 2, 3, 1, 4, 5).reshape(b, 3 * s * s, h, w)
+            torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+        torch.testing.assert_close(model(x), before, atol=0, rtol=0)

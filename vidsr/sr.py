@@ -28,6 +28,15 @@ def to_images(batch: np.ndarray, dtype: np.dtype = np.uint8) -> np.ndarray:
     return y.to(torch.uint8 if dtype == np.uint8 else torch.int32).contiguous().numpy().astype(dtype, copy=False)
 
 
+def run_images(engine: Engine, batch: np.ndarray, dtype: np.dtype = np.uint8, *, trim: Trim = NO_TRIM) -> np.ndarray:
+    """(B, 3, h, w) float32 -> (B, h*s, w*s, 3) ``dtype`` images: the engine's own ``run_images``
+    where it has one (torch on the CPU rounds before the pixel shuffle), else :func:`to_images`."""
+    own = getattr(engine, "run_images", None)
+    if own is not None:
+        return own(batch, dtype=dtype, trim=trim)
+    return to_images(engine.run(batch, trim=trim) if any(trim) else engine.run(batch), dtype)
+
+
 def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int) -> list[tuple[Tile, np.ndarray]]:
     """SR of the cores of ``tiles``; tiles with one window shape go through the engine together.
 
@@ -53,7 +62,7 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
             group = same[start:start + batch]
             windows = [image[t.wy:t.wy1, t.wx:t.wx1] for t in group]
             x = to_tensor(windows)
-            ys = to_images(engine.run(x, trim=trim) if any(trim) else engine.run(x), image.dtype)
+            ys = run_images(engine, x, image.dtype, trim=trim)
             for t, y in zip(group, ys):
                 oy, ox = (t.y0 - t.wy - dy) * s, (t.x0 - t.wx - dx) * s
                 out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
@@ -63,7 +72,7 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
 def sr_whole(engine: Engine, image: np.ndarray) -> np.ndarray:
     """Whole-frame SR in one engine call: (H, W, 3) -> (H*s, W*s, 3), same dtype (the reference)."""
     check_image(image, deep_ok=True)
-    return to_images(engine.run(to_tensor([image])), image.dtype)[0]
+    return run_images(engine, to_tensor([image]), image.dtype)[0]
 
 
 def stitch(tiles: list[tuple[Tile, np.ndarray]], *, height: int, width: int, scale: int) -> np.ndarray:

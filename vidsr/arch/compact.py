@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Literal
 
@@ -54,10 +55,18 @@ def subpixel_residual(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """The residual upscale at LR resolution in pixel-shuffle layout: (B, C, H, W) -> (B, C*s*s, H, W).
 
     Cheaper than upscaling and adding at HR; borders replicate, as interpolation clamps. Runs in the
-    input's dtype even under autocast, so a bf16 body does not round the residual."""
+    input's dtype even under autocast, so a bf16 body does not round the residual. ``kernel`` is
+    :func:`residual_kernel` (grouped, one input channel per output) or a dense (C*s*s, C, 5, 5) one."""
     with torch.autocast(device_type=x.device.type, enabled=False):
         pad = F.pad(x, (2, 2, 2, 2), mode="replicate")
-        return F.conv2d(pad, kernel.to(x.dtype), groups=x.shape[1])
+        return F.conv2d(pad, kernel.to(x.dtype), groups=x.shape[1] // kernel.shape[1])
+
+
+def phase_order(scale: int, channels: int = 3) -> torch.Tensor:
+    """Output-channel permutation from PixelShuffle's (c, dy, dx) order to (dy, dx, c): channel
+    ``(dy * s + dx) * C + c`` of the permuted output is channel ``(c * s + dy) * s + dx`` of the original."""
+    return torch.tensor([(c * scale + dy) * scale + dx
+                         for dy in range(scale) for dx in range(scale) for c in range(channels)])
 
 
 def residual_radius(mode: Residual) -> int:
@@ -96,10 +105,7 @@ class SubpixelNet(nn.Module):
         return max(self.body_radius, residual_radius(self.residual))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
-        if self.residual != "none":
-            out = out + subpixel_residual(x, self.residual_kernel)
-        return self.shuffle(out)
+        return self.shuffle(self.subpixels(x))
 
     def forward_trimmed(self, x: torch.Tensor, trim: Trim) -> torch.Tensor:
         """``forward`` of a window whose trimmed axes (rows, cols) carry at least ``receptive_radius``
@@ -107,8 +113,14 @@ class SubpixelNet(nn.Module):
         those axes instead of computing context that is thrown away. The output lacks
         ``receptive_radius * scale`` pixels at both ends of the trimmed axes and equals
         ``forward`` there (and whole-frame SR)."""
+        return self.shuffle(self.subpixels(x, trim))
+
+    def subpixels(self, x: torch.Tensor, trim: Trim = NO_TRIM) -> torch.Tensor:
+        """The output before the pixel shuffle: (B, 3, h, w) -> (B, 3*s*s, h', w') (``forward_trimmed``
+        for ``trim``)."""
         if not any(trim):
-            return self.forward(x)
+            out = self.body(x)
+            return out if self.residual == "none" else out + subpixel_residual(x, self.residual_kernel)
         out = x
         for layer in self.body:
             if isinstance(layer, nn.Conv2d):
@@ -120,7 +132,27 @@ class SubpixelNet(nn.Module):
         out = trim_px(out, trim, r - self.body_radius)
         if self.residual != "none":
             out = out + trim_px(subpixel_residual(x, self.residual_kernel), trim, r)
-        return self.shuffle(out)
+        return out
+
+    def phase_major(self) -> SubpixelNet:
+        """A copy whose :meth:`subpixels` come in (dy, dx, c) channel order (:func:`phase_order`), so
+        that in channels_last memory each LR pixel holds its s*s output pixels' RGB in output order:
+        the pixel shuffle becomes a copy of whole rows of ``s * 3`` values. Its ``forward`` is not SR."""
+        net = copy.deepcopy(self)
+        last = net.body[-1]
+        if not isinstance(last, nn.Conv2d) or last.out_channels != 3 * self.scale ** 2:
+            raise ValueError(f"{type(self).__name__}: the body must end in a conv with 3*s*s outputs")
+        order = phase_order(self.scale)
+        last.weight.data = last.weight.data[order].clone()
+        if last.bias is not None:
+            last.bias.data = last.bias.data[order].clone()
+        if self.residual != "none":
+            k = self.residual_kernel  # grouped: output channel o reads input channel o // (s*s)
+            dense = torch.zeros(k.shape[0], 3, *k.shape[2:], dtype=k.dtype)
+            for o in range(k.shape[0]):
+                dense[o, o // self.scale ** 2] = k[o, 0]
+            net.residual_kernel = dense[order].contiguous()
+        return net
 
 
 class Compact(SubpixelNet):

@@ -20,7 +20,9 @@ class Engine(Protocol):
 
     ``trims``: ``run`` also takes ``trim=(rows, cols)`` for windows with the receptive radius of
     context at both ends of those axes, and skips computing that context
-    (:meth:`vidsr.arch.compact.SubpixelNet.forward_trimmed`).
+    (:meth:`vidsr.arch.compact.SubpixelNet.forward_trimmed`). An engine may also offer
+    ``run_images(batch, *, dtype, trim)``, returning ``vidsr.sr.to_images`` of ``run`` by a faster
+    route (:func:`vidsr.sr.run_images` uses it).
     """
 
     descriptor: ModelDescriptor

@@ -13,7 +13,7 @@ from torch import nn
 from vidsr.arch import ModelDescriptor
 from vidsr.arch.compact import NO_TRIM, SubpixelNet, Trim
 from vidsr.backends import TorchBackend
-from vidsr.checks import check_batch
+from vidsr.checks import check_batch, max_value
 from vidsr.errors import BackendUnavailable
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -48,6 +48,8 @@ class TorchEngine:
         self.label = f"torch-{backend.device}-{backend.precision}" + ("-graphs" if self._graphs else "")
         # CUDA graphs are captured per input shape, so trimming stays on the CPU
         self.trims = not on_cuda and isinstance(self.model, SubpixelNet)
+        # on the CPU, images are rounded before the pixel shuffle (run_images)
+        self._phases = self.model.phase_major().to(memory_format=self.memory_format) if self.trims else None
 
     def _autocast(self):
         if self.backend.precision == "fp32" or self.device.type == "cuda":
@@ -70,3 +72,29 @@ class TorchEngine:
         x = torch.from_numpy(batch).to(self.device, non_blocking=True)
         # channels_last stays as it is: to_images reads it as (B, H, W, 3) without a transposing copy
         return self.run_tensor(x, trim=trim).cpu().numpy()
+
+    def run_images(self, batch: np.ndarray, *, dtype: np.dtype = np.uint8, trim: Trim = NO_TRIM) -> np.ndarray:
+        """``to_images(run(batch))``: (B, h*s, w*s, 3) ``dtype`` (uint8 or uint16).
+
+        On the CPU the network's sub-pixel output (:meth:`SubpixelNet.phase_major`) is rounded at LR
+        size and the pixel shuffle moves the rounded values: no float image at output size is made
+        or shuffled (~10 % of the SR stage of compact-x2)."""
+        from vidsr.sr import to_images
+
+        if self._phases is None:
+            return to_images(self.run(batch, trim=trim), dtype)
+        check_batch(batch)
+        if any(trim) and not self.trims:
+            raise ValueError(f"{self.label} does not trim windows")
+        x = torch.from_numpy(batch).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode():
+            with self._autocast():
+                y = self._phases.subpixels(x, trim).float()
+            top = max_value(dtype)
+            y = y.mul_(top).add_(0.5).clamp_(0, top)  # as to_images: +0.5 then truncate rounds half up
+            y = y.to(torch.uint8 if dtype == np.uint8 else torch.int32)
+            b, _, h, w = y.shape
+            s = self.descriptor.scale
+            # (B, h, w, dy, dx, 3) -> (B, h, dy, w, dx, 3)
+            y = y.permute(0, 2, 3, 1).reshape(b, h, w, s, s, 3).permute(0, 1, 3, 2, 4, 5)
+            return y.reshape(b, h * s, w * s, 3).numpy().astype(dtype, copy=False)
