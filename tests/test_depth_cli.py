@@ -39,6 +39,11 @@ def test_mask_command_writes_an_aligned_grey_video(tmp_path):
     r = _run("mask", src, "-o", tmp_path / "again.mp4", "--mask", tmp_path / "mask.mp4")
     assert r.exit_code == 0, r.output
     assert "7 file passes" in r.output
+    # a mask file has one mask per frame, read in order: skipping frames would misalign it
+    for cmd in ("mask", "upscale"):
+        r = _run(cmd, src, "-o", tmp_path / f"skip-{cmd}.mp4", "--mask", tmp_path / "mask.mp4", "--mask-every", "2")
+        assert r.exit_code != 0 and "--mask-every must be 1" in r.output
+        assert not (tmp_path / f"skip-{cmd}.mp4").exists()
 
 
 def test_depth_mask_command_and_upscale(tmp_path, tiny_depth_folder, tiny_ckpt):

@@ -176,3 +176,79 @@ def test_a_frame_with_nothing_in_focus_has_no_foreground():
     a = MaskTracker(estimator=FocusEstimator(), min_threshold=0.0).update(subject).binary
     b = MaskTracker(estimator=FocusEstimator()).update(subject).binary
     assert 0.1 < b.mean() < 0.6 and np.array_equal(a, b)
+
+
+def _file_tracker(path, **kw) -> MaskTracker:
+    from vidsr.estimators import FileMaskEstimator
+
+    return MaskTracker(estimator=FileMaskEstimator(path=path), every=1, **kw)
+
+
+def test_a_mask_written_by_vidsr_mask_comes_back_unchanged(tmp_path):
+    """``vidsr mask`` writes the feathered alpha; fed back as ``--mask FILE`` it is that alpha again
+    (not re-thresholded at 0.5 and feathered once more, which grew the mask on every round trip)."""
+    from vidsr.io import EncodeOptions, Frame, probe, read_items
+    from vidsr.maskvideo import write_mask_video
+    from vidsr.sample import write_sample
+
+    src = write_sample(tmp_path / "in.mp4", spec=SampleSpec(width=320, height=180, seconds=0.4, audio=False))
+    frames = [it.image for it in read_items(src, copy_streams=False) if isinstance(it, Frame)]
+    first = MaskTracker(estimator=FocusEstimator(max_side=320), every=1)
+    write_mask_video(src, tmp_path / "mask.mp4", tracker=first, encode=EncodeOptions())
+    want = MaskTracker(estimator=FocusEstimator(max_side=320), every=1).update_many(frames)
+    back = _file_tracker(tmp_path / "mask.mp4", feather_px=first.feather_px)
+    got, soft = [], []
+    for im in frames:
+        got.append(back.update(im))
+        soft.append(back.estimator.soft)
+    assert probe(src).frames == len(got) == len(frames)
+    assert sum(w.fg_fraction > 0.05 for w in want) >= 5
+    for w, g, is_soft in zip(want, got, soft):
+        assert is_soft == (w.fg_fraction > 0)  # a feathered mask is a matte; an empty one has no edge
+        assert abs(g.fg_fraction - w.fg_fraction) < 0.01
+        assert np.abs(g.alpha - w.alpha).mean() < 0.003
+        # the same pixels go through SR, give or take the faint outer rim of the ramp and coding noise
+        assert ((g.alpha > 0) & (w.alpha == 0)).mean() < 1e-3
+        assert ((w.alpha > 0.05) & (g.alpha == 0)).mean() < 1e-3
+
+
+def test_a_hard_mask_file_is_cleaned_and_feathered(tmp_path):
+    """A two-level mask from another tool (lossy-coded) is a step, not a matte: its white part is the
+    foreground and the tracker feathers it outward, as it does computed masks."""
+    import av
+
+    h, w = 72, 128
+    yy, xx = np.mgrid[:h, :w]
+    disc = (((xx - 64) / 30.0) ** 2 + ((yy - 36) / 20.0) ** 2 < 1)
+    grey = np.where(disc, 255, 0).astype(np.uint8)
+    path = tmp_path / "hard.mp4"
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, axis=2), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+    tracker = _file_tracker(path, feather_px=3.0)
+    masks = tracker.update_many([np.zeros((h, w, 3), np.uint8)] * 3)
+    assert not tracker.estimator.soft
+    m = masks[-1]
+    binary = cv2.resize(m.binary.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    assert (binary != disc).mean() < 0.01
+    assert (m.alpha[disc] > 0.9).mean() > 0.97  # opaque inside
+    ramp = (m.alpha > 0) & (m.alpha < 1) & ~disc
+    assert ramp.sum() > 2 * 3.0 * np.count_nonzero(disc[:, 1:] != disc[:, :-1]) / 2  # a band outside
+
+
+def test_edge_width_tells_a_step_from_a_ramp():
+    from vidsr.mask import SOFT_EDGE_PX, edge_width
+
+    yy, xx = np.mgrid[:90, :160]
+    disc = (((xx - 80) / 40.0) ** 2 + ((yy - 45) / 25.0) ** 2 < 1)
+    step = np.where(disc, 255, 0).astype(np.uint8)
+    assert edge_width(step) == 0
+    soft = (feather(disc[::2, ::2], radius_px=4.0, size=(90, 160)) * 255 + 0.5).astype(np.uint8)
+    assert edge_width(soft) > 2 * SOFT_EDGE_PX
+    blurred = cv2.GaussianBlur(step, (0, 0), 0.7)  # a step with anti-aliased or coded edges
+    assert edge_width(blurred) < SOFT_EDGE_PX

@@ -207,7 +207,7 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
                       device)
     config = UpscaleConfig(
         scale=_scale(scale, model), model=model, backend=backend, device=device, precision=precision, batch=batch,
-        tile=tile, merge=merge, bg=bg, full_frame=full_frame, mask_every=mask_every or spec.every,
+        tile=tile, merge=merge, bg=bg, full_frame=full_frame, mask_every=spec.anchor_every(mask_every),
         fg_threshold=fg_threshold,
         mask_carry=mask_carry or spec.carry, mask_lookahead=spec.lookahead,
         feather_px=feather, encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
@@ -411,7 +411,7 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
                       device)
     info = probe(input)
     estimator = build_estimator(spec, frame_size=(info.height, info.width))
-    tracker = MaskTracker(estimator=estimator, every=mask_every or spec.every, threshold=fg_threshold,
+    tracker = MaskTracker(estimator=estimator, every=spec.anchor_every(mask_every), threshold=fg_threshold,
                           feather_px=feather, carry=mask_carry or spec.carry)
     report = write_mask_video(input, output, tracker=tracker, lookahead=spec.lookahead,
                               encode=EncodeOptions(crf=crf))

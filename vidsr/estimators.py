@@ -16,7 +16,7 @@ import numpy as np
 
 from vidsr.checks import check_image
 from vidsr.errors import InputError
-from vidsr.mask import FocusEstimator, MaskEstimator, work_size
+from vidsr.mask import SOFT_EDGE_PX, FocusEstimator, MaskEstimator, edge_width, work_size
 
 MaskKind = Literal["focus", "depth", "depth+focus", "person", "file"]
 MASK_KINDS = ("focus", "depth", "depth+focus", "person")
@@ -58,6 +58,13 @@ class MaskSpec:
     def every(self) -> int:
         return DEFAULT_EVERY[self.kind]
 
+    def anchor_every(self, mask_every: int | None) -> int:
+        """``--mask-every`` checked against the kind (None: the kind's default). A mask file gives
+        each frame its own mask, read in order: it cannot skip frames."""
+        if self.kind == "file" and mask_every not in (None, 1):
+            raise InputError(f"a mask file has a mask for every frame: --mask-every must be 1, got {mask_every}")
+        return mask_every or self.every
+
     @property
     def carry(self) -> str:
         return DEFAULT_CARRY[self.kind]
@@ -88,13 +95,19 @@ def parse_mask(text: str) -> tuple[MaskKind, Path | None]:
 
 @dataclass
 class FileMaskEstimator:
-    """Scores from a grey mask video, one frame per call (use with ``every=1``): for masks
-    made or edited in other tools. White = foreground."""
+    """Masks from a grey mask video, one frame per call (use with ``every=1``): masks written by
+    ``vidsr mask``, or made or edited in other tools. White = foreground.
+
+    Its frames are ``final``: the tracker takes each as it is, with no smoothing over time
+    (:meth:`vidsr.mask.MaskTracker._take`). ``soft`` says whether the last frame's edge is a ramp
+    (a feathered matte, used as the blend alpha) rather than a step (feathered by the tracker)."""
 
     path: Path
     max_side: int = 480
     name: str = "file"
     threshold: float = 0.5
+    final: bool = True
+    soft: bool = field(default=False, init=False)
     _frames: Iterator[np.ndarray] | None = field(default=None, init=False, repr=False)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False, repr=False)
     used: int = field(default=0, init=False)
@@ -123,6 +136,7 @@ class FileMaskEstimator:
         self.used += 1
         h, w = work_size(*image.shape[:2], self.max_side)
         g = cv2.cvtColor(m, cv2.COLOR_RGB2GRAY)
+        self.soft = edge_width(g) > SOFT_EDGE_PX
         g = cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)
         return g.astype(np.float32) * (1.0 / 255.0)
 

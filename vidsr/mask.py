@@ -158,6 +158,32 @@ def feather(binary: np.ndarray, *, radius_px: float, size: tuple[int, int]) -> n
     return a
 
 
+SOFT_EDGE_PX = 3.0
+"""A grey mask whose edge is wider than this on average (native px) is a soft matte, not a step."""
+SOLID = 0.99
+"""Matte values above this count as foreground (the mask a feathered alpha was made from)."""
+
+
+def edge_width(grey: np.ndarray) -> float:
+    """Mean width in px of the edge of a (H, W) uint8 grey mask: pixels strictly between black and
+    white (8..247, above compression noise) per pixel of the contour of its > 127 part. A step
+    edge (a hard mask, even after lossy coding) is about 1 px wide; :func:`feather`'s ramp is
+    ``2 * radius`` working px wide."""
+    on = grey > 127
+    contour = np.count_nonzero(on[:, 1:] != on[:, :-1]) + np.count_nonzero(on[1:] != on[:-1])
+    ramp = np.count_nonzero((grey > 8) & (grey < 247))
+    return ramp / max(contour, 1)
+
+
+def matte_alpha(matte: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A soft matte (score in [0, 1] at working size) as the blend alpha at ``size`` (h, w): resized
+    bilinearly, values within 0.02 of 0 or 1 (8-bit rounding, lossy coding) snapped to them."""
+    a = cv2.resize(matte, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) if matte.shape != size else matte.copy()
+    a[a < 0.02] = 0.0
+    a[a > 0.98] = 1.0
+    return a
+
+
 def thumb(image: np.ndarray) -> np.ndarray:
     """Tiny grey thumbnail for cut detection."""
     g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -187,6 +213,7 @@ class _State:
     thumb: np.ndarray | None = None
     last_score: np.ndarray | None = None
     alpha: np.ndarray | None = None  # feathered ``alpha_of`` (reused while the binary mask is held)
+    matte: np.ndarray | None = None  # a final soft mask, the alpha itself (estimators with ``final``)
     alpha_of: np.ndarray | None = None
     prev_gray: np.ndarray | None = None
     since_anchor: int = 0
@@ -303,11 +330,14 @@ class MaskTracker:
             st.since_anchor = 0
             if st.ema is not None and st.ema.shape != score.shape:
                 reset = True
-            st.ema = score if reset else self.ema * score + (1 - self.ema) * st.ema
-            fixed = self.threshold if self.threshold is not None else getattr(self.estimator, "threshold", None)
-            thr = fixed if fixed is not None else max(otsu_threshold(st.ema), self.min_threshold)
-            st.threshold = thr if reset or fixed is not None else 0.7 * st.threshold + 0.3 * thr
-            st.binary = self._binarize(st.ema, None if reset else st.binary)
+            if getattr(self.estimator, "final", False):
+                self._take(score)
+            else:
+                st.ema = score if reset else self.ema * score + (1 - self.ema) * st.ema
+                fixed = self.threshold if self.threshold is not None else getattr(self.estimator, "threshold", None)
+                thr = fixed if fixed is not None else max(otsu_threshold(st.ema), self.min_threshold)
+                st.threshold = thr if reset or fixed is not None else 0.7 * st.threshold + 0.3 * thr
+                st.binary = self._binarize(st.ema, None if reset else st.binary)
             st.last_score = score
         else:
             st.since_anchor += 1
@@ -316,10 +346,27 @@ class MaskTracker:
 
             st.prev_gray = flow_gray(image, st.ema.shape)
         if st.alpha_of is not st.binary or st.alpha.shape != image.shape[:2]:
-            st.alpha = feather(st.binary, radius_px=self.feather_px, size=image.shape[:2])
+            st.alpha = (matte_alpha(st.matte, image.shape[:2]) if st.matte is not None else
+                        feather(st.binary, radius_px=self.feather_px, size=image.shape[:2]))
             st.alpha.flags.writeable = False  # shared by the frames that hold this mask
             st.alpha_of = st.binary
         return MaskFrame(alpha=st.alpha, binary=st.binary, score=st.ema, anchor=anchor, cut=cut)
+
+    def _take(self, score: np.ndarray) -> None:
+        """A finished mask (an estimator with ``final``, e.g. a mask file) as it is, with no
+        smoothing over time: a soft matte (the estimator's ``soft``) is the alpha itself, its
+        foreground the part above :data:`SOLID`; a hard one is thresholded (at the middle unless the
+        tracker has a ``threshold``), cleaned and feathered like a computed mask. So a mask written
+        by ``vidsr mask`` comes back unchanged."""
+        st = self.state
+        st.ema = score
+        st.matte = score if getattr(self.estimator, "soft", False) else None
+        if st.matte is not None:
+            st.binary = score > SOLID
+        else:
+            thr = self.threshold if self.threshold is not None else getattr(self.estimator, "threshold", 0.5)
+            st.threshold = thr
+            st.binary = clean_mask(score > thr, min_area=self.min_area, close_px=self.close_px)
 
     def _carry(self, image: np.ndarray) -> None:
         """Warp the smoothed score and the binary mask from the previous frame into this one."""
