@@ -5,7 +5,7 @@ import pytest
 from media import make_video, read_video, textured_frame
 
 from vidsr.composite import upscale_background
-from vidsr.io import probe
+from vidsr.io import EncodeOptions, probe
 from vidsr.mask import ConstantEstimator
 from vidsr.pipeline import UpscaleConfig, build_processor, upscale_video
 from vidsr.sr import sr_whole
@@ -154,3 +154,62 @@ def test_a_failing_mask_stage_fails_the_run_without_output(tmp_path, tiny_ckpt):
     with pytest.raises(RuntimeError, match="estimator broke"):
         upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16), estimator=Broken())
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*vidsr-*"))
+
+
+def test_frames_upscaled_in_parallel_equal_one_at_a_time(tmp_path, tiny_ckpt, monkeypatch):
+    """Frame workers: the same frames, pts, audio and pixels as the serial loop, each frame SR'd
+    in a pool thread with its share of torch's threads (restored after the run)."""
+    import threading
+
+    import torch
+
+    import vidsr.pipeline as pipeline
+
+    src = make_video(tmp_path / "in.mp4", frames=11, width=64, height=48, fps=24, audio=True)
+    seen: list[tuple[str, int]] = []
+    real = pipeline.FrameProcessor.process
+
+    def process(self, image, timings, mask=None):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return real(self, image, timings, mask)
+
+    monkeypatch.setattr(pipeline.FrameProcessor, "process", process)
+    threads_before = torch.get_num_threads()
+    runs = {}
+    for workers in (1, 3):
+        seen.clear()
+        out = tmp_path / f"out{workers}.mkv"
+        cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=workers,
+                            encode=EncodeOptions(codec="ffv1"))
+        report = upscale_video(src, out, config=cfg)
+        assert report.frames == 11
+        runs[workers] = (read_video(out), list(seen))
+    (frames1, pts1, facts1), serial = runs[1]
+    (frames3, pts3, facts3), pooled = runs[3]
+    assert pts3 == pts1 and facts3["audio"] == facts1["audio"] and facts3["duration"] == facts1["duration"]
+    assert all(np.array_equal(a, b) for a, b in zip(frames1, frames3)) and len(frames3) == 11
+    assert {name for name, _ in serial} == {"MainThread"}
+    assert all(name.startswith("vidsr-sr") for name, _ in pooled)
+    assert {n for _, n in pooled} == {max(1, threads_before // 3)}
+    assert torch.get_num_threads() == threads_before
+
+
+def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt, monkeypatch):
+    import vidsr.pipeline as pipeline
+
+    real = pipeline.FrameProcessor.process
+    calls = []
+
+    def process(self, image, timings, mask=None):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("frame 4 broke")
+        return real(self, image, timings, mask)
+
+    monkeypatch.setattr(pipeline.FrameProcessor, "process", process)
+    src = make_video(tmp_path / "in.mp4", frames=9, width=72, height=40)
+    with pytest.raises(RuntimeError, match="frame 4 broke"):
+        upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=2))
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*vidsr-*"))
+    with pytest.raises(Exception, match="--frame-workers must be >= 1"):
+        upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=0))

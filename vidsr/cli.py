@@ -134,6 +134,9 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
               help="[default: fp16 for trt, else fp32]")
 @click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True, help="Tiles per network call.")
+@click.option("--frame-workers", type=click.IntRange(1, 64), default=None,
+              help="Frames upscaled at once, each with its share of torch's threads "
+                   "[default: 2 for torch on a multi-core CPU, else 1].")
 @click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True, help="Tile core size (LR px).")
 @click.option("--merge/--no-merge", default=None,
               help="Merge neighbouring SR tiles into larger windows [default: on for CPU, off for GPU].")
@@ -172,8 +175,8 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
               help="With --workers: segment length in seconds (cut at keyframes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, model: str | None, backend: str,
-            device: str | None, precision: str | None, batch: int, tile: int, merge: bool | None, bg: str,
-            mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int | None,
+            device: str | None, precision: str | None, batch: int, frame_workers: int | None, tile: int,
+            merge: bool | None, bg: str, mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int | None,
             depth_size: int | None, depth_precision: str, focus_point: str | None, depth_tolerance: float,
             mask_carry: str | None, fg_threshold: float | None, feather: float, full_frame: bool,
             codec: str | None, crf: int, preset: str | None,
@@ -214,6 +217,7 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
                                                  container=container),
         copy_streams=not no_audio, save_mask=save_mask, strict=strict, deinterlace=deinterlace,
         resume=resume, input_rate=_fraction(input_fps, "--input-fps") if input_fps else None,
+        frame_workers=frame_workers,
     )
     from vidsr.distributed import is_batch
 
