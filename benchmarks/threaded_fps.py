@@ -4,7 +4,8 @@
 and encode in their own threads, audio copied, file written) on the built-in sample at
 960x540 -> 1920x1080 with the shipped x2 model. Masks: the default focus mask, the focus mask
 with a lower threshold (more foreground, reaching into the bokeh), and centred ellipses
-covering a given fraction of the frame (a compact subject). Each case runs ``--repeat`` times.
+covering a given fraction of the frame (a compact subject). Each case runs ``--repeat`` times
+for each ``--frame-workers`` count (frames upscaled at once), the counts taking turns.
 
     python benchmarks/threaded_fps.py
 
@@ -14,6 +15,7 @@ Writes ``benchmarks/results/threaded-fps-cpu.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -35,6 +37,8 @@ def main() -> None:
     ap.add_argument("--thresholds", type=float, nargs="*", default=[0.045],
                     help="--fg-threshold values for the focus mask besides its own (Otsu)")
     ap.add_argument("--discs", type=float, nargs="*", default=[0.2, 0.3])
+    ap.add_argument("--frame-workers", type=int, nargs="*", default=[2, 1],
+                    help="frames upscaled at once (UpscaleConfig.frame_workers); 2 is vidsr's CPU default")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "threaded-fps-cpu.json")
     args = ap.parse_args()
     cases: list[tuple[str, UpscaleConfig, DiscEstimator | None]] = [("focus (Otsu)", UpscaleConfig(), None)]
@@ -46,16 +50,19 @@ def main() -> None:
         src = Path(tmp) / "sample.mp4"
         write_sample(src, spec=SampleSpec(seconds=args.seconds))
         for name, config, estimator in cases:
-            runs = []
+            runs: dict[int, list[dict]] = {w: [] for w in args.frame_workers}
             for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                r = upscale_video(src, Path(tmp) / "out.mp4", config=config, estimator=estimator)
-                runs.append({"fps": round(r.fps, 2), "wall_s": round(time.perf_counter() - t0, 2)})
-            row = {"case": name, "frames": r.frames, "fg_fraction": round(r.fg_fraction, 3),
-                   "sr_fraction": round(r.sr_fraction, 3), "runs": runs}
-            rows.append(row)
-            print(f"{name:22s} FG {row['fg_fraction']:.1%}  SR on {row['sr_fraction']:.1%}  "
-                  f"fps {', '.join(str(x['fps']) for x in runs)}", flush=True)
+                for w in args.frame_workers:
+                    t0 = time.perf_counter()
+                    r = upscale_video(src, Path(tmp) / "out.mp4", estimator=estimator,
+                                      config=dataclasses.replace(config, frame_workers=w))
+                    runs[w].append({"fps": round(r.fps, 2), "wall_s": round(time.perf_counter() - t0, 2)})
+            for w in args.frame_workers:
+                row = {"case": name, "frame_workers": w, "frames": r.frames, "fg_fraction": round(r.fg_fraction, 3),
+                       "sr_fraction": round(r.sr_fraction, 3), "runs": runs[w]}
+                rows.append(row)
+                print(f"{name:22s} workers {w}  FG {row['fg_fraction']:.1%}  SR on {row['sr_fraction']:.1%}  "
+                      f"fps {', '.join(str(x['fps']) for x in runs[w])}", flush=True)
     report = {"input": f"built-in sample, {args.seconds:g} s, 960x540 -> 1920x1080, compact-x2, torch CPU fp32",
               "machine": machine_info(),
               "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cases": rows}
