@@ -617,15 +617,22 @@ def _finish(proc: FrameProcessor, item: _Masked, want_mask: bool) -> _Done:
     return _Done(out=out, mask_img=mask_img, result=result, timings=timings)
 
 
+def _ready(job: _Done | concurrent.futures.Future | None) -> bool:
+    """Whether a pending item can leave now: a packet (None), a frame done in this thread, a finished future."""
+    return not isinstance(job, concurrent.futures.Future) or job.done()
+
+
 def _process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, stop: threading.Event,
                   report: UpscaleReport, on_frame: Callable[[UpscaleReport], None] | None, *,
                   want_mask: bool, workers: int = 1) -> None:
     """SR + composite of each masked frame; packets pass through; everything leaves in file order.
 
     ``workers`` > 1: that many frames are upscaled at once in a thread pool (torch releases the GIL),
-    each with its share of torch's threads: on a 2-core CPU two single-threaded frames did ~15 %
-    more frames per second than one frame on two threads, which wait for each other at every
-    operator (benchmarks/README.md). 1: in this (the calling) thread, as on a GPU."""
+    each with its share of torch's threads (the caller sets them; a depth network in the mask
+    thread gets the same share): on a 2-core CPU two single-threaded frames made 15-25 % more
+    frames per second than one frame on two threads, which wait for each other at every operator
+    (README "On an AVX2-only host"). Masks come with the frames (the tracker is not shared
+    between threads). 1: in this (the calling) thread, as on a GPU."""
     n_pixels = proc.plan.height * proc.plan.width
     pending: collections.deque = collections.deque()  # in file order: items, and futures of frames
     in_flight = 0
@@ -671,8 +678,7 @@ def _process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, 
                 job = pool.submit(_finish, proc, item, want_mask) if pool else _finish(proc, item, want_mask)
                 pending.append((item, job))
                 in_flight += 1
-            while pending and (pending[0][1] is None or not isinstance(pending[0][1], concurrent.futures.Future)
-                               or pending[0][1].done()):
+            while pending and _ready(pending[0][1]):
                 if not emit():
                     return
         while pending:
