@@ -5,10 +5,14 @@ The CPU torch engine runs oneDNN convolutions, and oneDNN builds (and caches) a 
 input shape. Full-frame SR always runs the same few windows; partial SR runs windows shaped by the
 mask, and a new shape costs a primitive per convolution the first time. This replays the SR stage
 of the built-in sample's frames (their default masks, windows planned as ``vidsr upscale`` does)
-``--passes`` times in one process, full-frame windows of the same frame timed right after each, and
-reports the partial / full ratio per pass (pass 0 meets every shape for the first time, later
-passes find them cached), the number of distinct window shapes, and the geometric ratio: the
-pixels the convolutions compute in partial windows over those of full-frame windows.
+``--passes`` times in one process as ``vidsr upscale`` runs it: ``--frame-workers`` frames at once
+(default as the pipeline: 2 on a multi-core CPU, each frame on its share of torch's threads).
+Each pass times the partial windows of every frame, then the full-frame windows of every frame
+(the order alternating between passes), and reports the partial / full ratio per pass (pass 0
+meets every shape for the first time, later passes find them cached), the number of distinct
+window shapes, and the geometric ratio: the pixels the convolutions compute in partial windows
+over those of full-frame windows. Run one ``--frame-workers`` value per process: oneDNN caches
+its primitives per thread count.
 
     python benchmarks/window_shapes.py
 
@@ -22,17 +26,19 @@ import itertools
 import json
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vidsr.openmp import short_waits  # noqa: E402
 
 short_waits()  # as the CLI does, before torch loads
 
+import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vidsr.bench import machine_info  # noqa: E402
 from vidsr.io import Frame, probe, read_items  # noqa: E402
-from vidsr.pipeline import UpscaleConfig, build_processor  # noqa: E402
+from vidsr.pipeline import UpscaleConfig, build_processor, frame_workers, torch_threads  # noqa: E402
 from vidsr.sample import SampleSpec, write_sample  # noqa: E402
 from vidsr.sr import sr_tiles  # noqa: E402
 from vidsr.tiling import Tile, mask_support, select_tiles  # noqa: E402
@@ -49,6 +55,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--frame-workers", type=int, default=None,
+                    help="frames at once [default: as vidsr upscale, 2 on a multi-core CPU]")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "window-shapes-cpu.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,21 +77,32 @@ def main() -> None:
     partial_px = sum(conv_pixels(t, r, shrinks) for ws in windows for t in ws) / n
     full_px = sum(conv_pixels(t, r, shrinks) for t in full)
     shapes = {(t.window_shape, t.trim(r)) for ws in windows for t in ws}
-    sr_tiles(engine, frames[0], full, batch=proc.batch)  # full-frame shapes: built before timing
+    workers = frame_workers(UpscaleConfig(frame_workers=args.frame_workers))
+    threads = max(1, torch.get_num_threads() // workers)
     passes = []
-    for p in range(args.passes):
-        tp = tf = 0.0
-        for image, ws in zip(frames, windows):
+    with torch_threads(threads), ThreadPoolExecutor(workers) as pool:
+
+        def stage(per_frame: list[list[Tile]]) -> float:
+            """Seconds per frame of the SR stage over all frames, ``workers`` frames at once."""
             t0 = time.perf_counter()
-            sr_tiles(engine, image, ws, batch=proc.batch)
-            t1 = time.perf_counter()
-            sr_tiles(engine, image, full, batch=proc.batch)
-            tp, tf = tp + t1 - t0, tf + time.perf_counter() - t1
-        passes.append({"pass": p, "partial_ms": round(tp / n * 1e3, 1), "full_ms": round(tf / n * 1e3, 1),
-                       "ratio": round(tp / tf, 3)})
-        print(f"pass {p}: partial {tp / n * 1e3:.1f} ms, full {tf / n * 1e3:.1f} ms, ratio {tp / tf:.3f}", flush=True)
+            list(pool.map(lambda job: sr_tiles(engine, job[0], job[1], batch=proc.batch), zip(frames, per_frame)))
+            return (time.perf_counter() - t0) / n
+
+        sr_tiles(engine, frames[0], full, batch=proc.batch)  # full-frame shapes: built before timing
+        for p in range(args.passes):
+            if p % 2 == 0:
+                tp = stage(windows)
+                tf = stage([full] * n)
+            else:
+                tf = stage([full] * n)
+                tp = stage(windows)
+            passes.append({"pass": p, "partial_ms": round(tp * 1e3, 1), "full_ms": round(tf * 1e3, 1),
+                           "ratio": round(tp / tf, 3)})
+            print(f"pass {p}: partial {tp * 1e3:.1f} ms, full {tf * 1e3:.1f} ms, ratio {tp / tf:.3f}", flush=True)
     report = {
         "input": f"built-in sample, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, compact-x2, torch CPU fp32",
+        "frame_workers": workers,
+        "torch_threads_per_frame": threads,
         "machine": machine_info(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "fg_fraction": round(sum(m.fg_fraction for m in masks) / n, 3),
