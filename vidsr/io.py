@@ -321,6 +321,7 @@ class Reader:
         self.time_base: Fraction = v.time_base or Fraction(1, 90000)
         rate = v.average_rate or v.guessed_rate or Fraction(30)
         self._step = max(1, round(1 / (rate * self.time_base)))
+        self._dts_times = c.format.name == "avi"  # frame times are index (dts) times
         self._next_pts: int | None = None
         self._last: tuple[int, int] | None = None  # (pts, duration) of the last frame
         self._index = 0
@@ -447,7 +448,14 @@ class Reader:
             if (other := f"{f.width}x{f.height}") not in self.stats.resized:
                 self.stats.resized.append(other)
             resize = {"width": size[0], "height": size[1], "interpolation": "BICUBIC"}
-        pts = f.pts if f.pts is not None else (self._next_pts if self._next_pts is not None else 0)
+        pts = f.pts
+        if self._dts_times and f.dts is not None and not self.video.codec_context.has_b_frames:
+            # AVI keeps no pts: FFmpeg guesses them as dts + a reorder delay, even for a stream the
+            # decoder does not reorder (x264 without B-frames read back one frame late); there a
+            # frame's time is its packet's index time
+            pts = f.dts
+        if pts is None:
+            pts = self._next_pts if self._next_pts is not None else 0
         if self._last is not None and pts <= self._last[0]:
             pts = self._last[0] + 1
             self.stats.repaired_pts += 1
@@ -876,6 +884,7 @@ class VideoWriter:
         self.name = name or str(path)
         self.closed = False
         self.warnings: list[str] = []
+        self._lead: dict[int, int] = {}  # side stream -> ticks its packets are moved by (_from_zero)
         flags = {"fflags": "+bitexact"} if bitexact else {}
         try:
             if str(path) == STDIO:
@@ -887,6 +896,7 @@ class VideoWriter:
                 self.container = av.open(str(path), mode="w", format=options.container, container_options=flags)
         except (ValueError, av.error.FFmpegError, OSError) as e:
             raise OutputError(f"cannot create output {self.name}: {getattr(e, 'strerror', None) or e}") from None
+        self._index_times = self.container.format.name == "avi"  # one frame per tick, no reordered times
         try:
             if template is not None:
                 self._setup_copied_video(info, template)
@@ -924,7 +934,7 @@ class VideoWriter:
         except (ValueError, av.error.FFmpegError) as e:
             raise OutputError(f"unknown pixel format {pix_fmt!r}: {e}") from None
         tb, opts = info.time_base, options.encoder_options()
-        if self.container.format.name == "avi":  # AVI plays one frame per tick and keeps no reordered times
+        if self._index_times:  # AVI plays one frame per tick and keeps no reordered times
             tb = 1 / Fraction(info.average_rate or 30)
             opts["bf"] = "0"  # no B-frames
             if options.codec == "libx264":
@@ -1079,14 +1089,14 @@ class VideoWriter:
         packet = item.packet
         if mode == "copy":
             packet.stream = out
-            self._mux([packet])
+            self._mux(self._from_zero([packet]))
         elif mode == "encode":
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
                 return  # a corrupt audio packet: its samples are lost, the rest stays in sync
             for frame in frames:
-                self._mux(out.encode(frame))
+                self._mux(self._from_zero(out.encode(frame)))
         else:
             for rect in packet.decode():
                 text = getattr(rect, "ass", None)
@@ -1098,6 +1108,23 @@ class VideoWriter:
                 converted.stream = out
                 converted.time_base = packet.time_base
                 self._mux([converted])
+
+    def _from_zero(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """In AVI, side-stream packets moved to start at 0 at the earliest. AVI keeps no edit list
+        for an audio encoder's delay (AAC's 1024 priming samples before 0): the muxer would shift
+        every stream by it, and the video, which ticks once per frame, gained a gap at its second
+        frame and a frame of length. The audio then starts with its priming, as AVI players play it."""
+        if not self._index_times:
+            return packets
+        for p in packets:
+            if p.dts is None:
+                continue
+            lead = self._lead.setdefault(p.stream.index, max(0, -p.dts, -(p.pts or 0)))
+            if lead:
+                p.dts += lead
+                if p.pts is not None:
+                    p.pts += lead
+        return packets
 
     def _fail(self, e: BaseException) -> OutputError:
         reason = getattr(e, "strerror", None) or str(e)
