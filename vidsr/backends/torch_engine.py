@@ -78,7 +78,7 @@ class TorchEngine:
 
         On the CPU the network's sub-pixel output (:meth:`SubpixelNet.phase_major`) is rounded at LR
         size and the pixel shuffle moves the rounded values: no float image at output size is made
-        or shuffled (~10 % of the SR stage of compact-x2)."""
+        or shuffled (6-13 % less time per call of compact-x2 on the AVX2 host)."""
         from vidsr.sr import to_images
 
         if self._phases is None:
