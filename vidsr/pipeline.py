@@ -1,8 +1,9 @@
 """The streaming graph: decode -> mask -> tile-gated SR -> composite -> encode.
 
-Decode and encode run in background threads joined by bounded queues, so memory is
+Decode, mask and encode run in background threads joined by bounded queues, so memory is
 bounded by the queue sizes, not by the video's length, and the CPU work of PyAV,
-OpenCV and the network overlaps.
+OpenCV and the network overlaps; on the CPU, SR + composite run on two frames at once
+(:func:`frame_workers`).
 """
 
 from __future__ import annotations
