@@ -372,6 +372,11 @@ CASES = [
     Case("mkv -> avi (h264)", lambda d: make_clip(d / "in.mkv", frames=6), out="out.avi", check=check_avi),
     Case("mp4 with aac -> avi (h264)", lambda d: make_clip(d / "in.mp4", frames=6, tracks=(Track(),)), out="out.avi",
          check=check_avi_aac),
+    # re-encoded audio: the encoder's last packets, flushed at the end, are moved like the others
+    Case("mkv with opus -> avi (aac re-encoded)", lambda d: make_clip(d / "in.mkv", frames=6,
+                                                                       tracks=(Track(codec="libopus"),)),
+         out="out.avi", check=check_avi,
+         warnings=("audio stream #1 (opus) re-encoded to aac: .avi cannot hold opus",)),
     Case("odd size 161x97", lambda d: make_clip(d / "odd.mkv", frames=3, width=161, height=97, pix_fmt="yuv444p"),
          check=check_odd_size),
     Case("audio only", lambda d: make_audio_only(d / "audio.m4a"), error="no video stream"),

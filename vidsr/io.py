@@ -1089,14 +1089,14 @@ class VideoWriter:
         packet = item.packet
         if mode == "copy":
             packet.stream = out
-            self._mux(self._from_zero([packet]))
+            self._mux([packet])
         elif mode == "encode":
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
                 return  # a corrupt audio packet: its samples are lost, the rest stays in sync
             for frame in frames:
-                self._mux(self._from_zero(out.encode(frame)))
+                self._mux(out.encode(frame))
         else:
             for rect in packet.decode():
                 text = getattr(rect, "ass", None)
@@ -1114,10 +1114,8 @@ class VideoWriter:
         for an audio encoder's delay (AAC's 1024 priming samples before 0): the muxer would shift
         every stream by it, and the video, which ticks once per frame, gained a gap at its second
         frame and a frame of length. The audio then starts with its priming, as AVI players play it."""
-        if not self._index_times:
-            return packets
         for p in packets:
-            if p.dts is None:
+            if p.dts is None or p.stream.index == self.video.index:
                 continue
             lead = self._lead.setdefault(p.stream.index, max(0, -p.dts, -(p.pts or 0)))
             if lead:
@@ -1133,6 +1131,8 @@ class VideoWriter:
         return OutputError(f"writing {self.name} failed: {reason}")
 
     def _mux(self, packets) -> None:
+        if self._index_times:  # every side-stream packet: copied, re-encoded or flushed at the end
+            packets = self._from_zero(list(packets))
         try:
             self.container.mux(packets)
         except (OSError, av.error.FFmpegError) as e:
