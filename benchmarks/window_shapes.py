@@ -57,13 +57,14 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--frame-workers", type=int, default=None,
                     help="frames at once [default: as vidsr upscale, 2 on a multi-core CPU]")
+    ap.add_argument("--model", default=None, help="shipped x2 model or .pt file (default: the shipped default)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "window-shapes-cpu.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "sample.mp4"
         write_sample(src, spec=SampleSpec(seconds=args.seconds))
         frames = [it.image for it in read_items(src, copy_streams=False) if isinstance(it, Frame)]
-        proc = build_processor(probe(src), UpscaleConfig())
+        proc = build_processor(probe(src), UpscaleConfig(model=args.model))
     masks = proc.tracker.update_many(frames)
     windows = []
     for m in masks:
@@ -100,7 +101,8 @@ def main() -> None:
                            "ratio": round(tp / tf, 3)})
             print(f"pass {p}: partial {tp * 1e3:.1f} ms, full {tf * 1e3:.1f} ms, ratio {tp / tf:.3f}", flush=True)
     report = {
-        "input": f"built-in sample, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, compact-x2, torch CPU fp32",
+        "input": f"built-in sample, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, "
+                 f"{engine.descriptor.name}, torch CPU fp32",
         "frame_workers": workers,
         "torch_threads_per_frame": threads,
         "machine": machine_info(),

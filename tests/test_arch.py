@@ -111,6 +111,11 @@ def test_subpixel_residual_equals_interpolation(scale, mode):
     x = torch.rand(2, 3, 13, 17, dtype=torch.float64)
     via_conv = torch.nn.functional.pixel_shuffle(subpixel_residual(x, residual_kernel(scale, mode).double()), scale)
     assert torch.allclose(via_conv, upsample_residual(x, scale, mode), atol=1e-6)
+    # unpadded axes: the same values without 2 pixels at both of their ends
+    k = residual_kernel(scale, mode).double()
+    padded = subpixel_residual(x, k)
+    torch.testing.assert_close(subpixel_residual(x, k, unpadded=(True, False)), padded[..., 2:-2, :], atol=1e-12, rtol=0)
+    torch.testing.assert_close(subpixel_residual(x, k, unpadded=(True, True)), padded[..., 2:-2, 2:-2], atol=1e-12, rtol=0)
 
 
 def test_resolve_model_scale_from_the_model(tiny_ckpt, tmp_path, monkeypatch):
@@ -118,7 +123,7 @@ def test_resolve_model_scale_from_the_model(tiny_ckpt, tmp_path, monkeypatch):
 
     # no --scale: the model's own; neither: the default x2 model
     assert resolve_model("compact-x4", scale=None)[1].scale == 4
-    assert resolve_model(None, scale=None)[1].name == "compact-x2"
+    assert resolve_model(None, scale=None)[1].name == "compact-x2-lite"
     assert model_scale("compact-x4", None) == 4 and model_scale("compact-x4", 2) == 2
     # an existing file is a checkpoint path whatever its suffix
     odd = tmp_path / "weights.bin"
@@ -133,9 +138,11 @@ def test_resolve_model_scale_from_the_model(tiny_ckpt, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("arch", REGISTRY.names())
 @pytest.mark.parametrize("i", [0, 1])
-def test_phase_major_reorders_the_subpixels_only(arch, i):
+@pytest.mark.parametrize("pad_to", [1, 8, 16])
+def test_phase_major_reorders_the_subpixels_only(arch, i, pad_to):
     """The phase-major copy gives the same sub-pixel values, channel (dy, dx, c) for (c, dy, dx),
-    for whole and trimmed windows; the original model is left as it was."""
+    for whole and trimmed windows, whatever its last layers are padded to; the original model is
+    left as it was."""
     torch.manual_seed(i)
     cfg = CONFIGS[arch][i]
     model = REGISTRY.build(arch, cfg).eval()
@@ -143,7 +150,8 @@ def test_phase_major_reorders_the_subpixels_only(arch, i):
     x = torch.rand(2, 3, 23, 29)
     with torch.no_grad():
         before = model(x)
-        phases = model.phase_major()
+        phases = model.phase_major(pad_to=pad_to)
+        assert phases.body[-1].out_channels % pad_to == 0
         for trim in [(False, False), (True, False), (True, True)]:
             ref = model.subpixels(x, trim)
             got = phases.subpixels(x, trim)

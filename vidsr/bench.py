@@ -12,6 +12,7 @@ repetitions take turns across configurations, so slow spells of the machine spre
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -32,7 +33,7 @@ from vidsr.composite import upscale_background
 from vidsr.cpu import cpu_info
 from vidsr.errors import BackendUnavailable, InputError, VidsrError
 from vidsr.io import EncodeOptions, Frame, probe, read_items
-from vidsr.mask import FocusEstimator, MaskEstimator, MaskTracker
+from vidsr.mask import FocusEstimator, MaskEstimator, MaskTracker, work_size
 from vidsr.models import resolve_model
 from vidsr.pipeline import FrameProcessor, merge_window_px
 from vidsr.tiling import plan_tiles
@@ -156,12 +157,21 @@ class DiscEstimator:
     fraction: float
     name: str = "disc"
 
+    max_side: int = 480
+
     def estimate(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        yy, xx = np.mgrid[:h, :w]
-        r = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
-        thr = np.quantile(r, min(1.0, self.fraction)) if self.fraction < 1 else np.inf
-        return (r <= thr).astype(np.float32)
+        # at the focus mask's working size, so the tracker cleans and feathers it as it does a
+        # focus map (at full size that took 14 instead of 8 ms per 540p frame, with a feather
+        # half as wide); drawn once per size (the quantile took 19 ms per 540p frame)
+        return _disc(*work_size(*image.shape[:2], self.max_side), self.fraction).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _disc(h: int, w: int, fraction: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    r = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+    thr = np.quantile(r, min(1.0, fraction)) if fraction < 1 else np.inf
+    return (r <= thr).astype(np.float32)
 
 
 def _load_frames(path: Path, n: int) -> tuple[list[Frame], list[float]]:

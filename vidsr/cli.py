@@ -127,7 +127,7 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None,
               help="[default: the --model's scale; 2 without --model]")
-@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x<scale>].")
+@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2-lite for x2, compact-x4 for x4].")
 @click.option("--backend", type=click.Choice(["torch", "ort", "trt"]), default="torch", show_default=True,
               help="trt: TensorRT engine from export/ (built on first use; needs the [trt] extra and a GPU).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda for trt, else cpu].")
@@ -435,7 +435,7 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None,
               help="[default: the --model's scale; 2 without --model]")
-@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x<scale>].")
+@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2-lite for x2, compact-x4 for x4].")
 @click.option("--backend", type=click.Choice(["torch", "ort"]), default="torch", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True, help="Tile core size (LR px).")
@@ -533,7 +533,7 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
 @click.argument("input", required=False, type=click.Path(path_type=Path))
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None,
               help="[default: the --model's scale; 2 without --model]")
-@click.option("--model", default=None, help="Shipped model name or .pt [default: compact-x<scale>].")
+@click.option("--model", default=None, help="Shipped model name or .pt [default: compact-x2-lite for x2, compact-x4 for x4].")
 @click.option("--backend", "backends", multiple=True,
               help="Repeatable: torch, torch-bf16, torch-fp16, ort, trt [default: torch, torch-bf16, ort; "
                    "torch-bf16 only where the CPU has native bf16].")
@@ -604,7 +604,7 @@ def _format_size(n: int) -> str:
 
 
 @main.command("export")
-@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2, "
+@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2-lite, "
               "unless only --depth-model is given].")
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None, help="[default: the model's]")
 @click.option("--depth-model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,

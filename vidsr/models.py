@@ -16,7 +16,7 @@ from vidsr.errors import ModelError
 
 CHECKPOINT_FORMAT = "vidsr-checkpoint"
 CHECKPOINT_VERSION = 1
-DEFAULT_MODELS = {2: "compact-x2", 4: "compact-x4"}
+DEFAULT_MODELS = {2: "compact-x2-lite", 4: "compact-x4"}
 
 
 def models_dir() -> Path:

@@ -49,7 +49,7 @@ class TorchEngine:
         # CUDA graphs are captured per input shape, so trimming stays on the CPU
         self.trims = not on_cuda and isinstance(self.model, SubpixelNet)
         # on the CPU, images are rounded before the pixel shuffle (run_images)
-        self._phases = self.model.phase_major().to(memory_format=self.memory_format) if self.trims else None
+        self._phases = self.model.phase_major(pad_to=8).to(memory_format=self.memory_format) if self.trims else None
 
     def _autocast(self):
         if self.backend.precision == "fp32" or self.device.type == "cuda":
