@@ -213,3 +213,18 @@ def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*vidsr-*"))
     with pytest.raises(Exception, match="--frame-workers must be >= 1"):
         upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=0))
+
+
+def test_default_frame_workers_by_mode_and_size():
+    from vidsr.pipeline import FULL_FRAME_ONE_WORKER_PX, frame_workers, torch_threads
+
+    big, small = FULL_FRAME_ONE_WORKER_PX, 960 * 540
+    with torch_threads(2):
+        assert frame_workers(UpscaleConfig(), lr_pixels=big) == 2  # partial SR: two frames at once
+        assert frame_workers(UpscaleConfig(full_frame=True), lr_pixels=small) == 2
+        # full-frame SR of large frames: one frame at a time (no faster with two, much more memory)
+        assert frame_workers(UpscaleConfig(full_frame=True), lr_pixels=big) == 1
+        assert frame_workers(UpscaleConfig(full_frame=True, frame_workers=2), lr_pixels=big) == 2
+        assert frame_workers(UpscaleConfig(backend="ort"), lr_pixels=small) == 1
+    with torch_threads(1):
+        assert frame_workers(UpscaleConfig(), lr_pixels=small) == 1

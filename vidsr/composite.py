@@ -26,9 +26,10 @@ def upscale_background(image: np.ndarray, *, scale: int, method: BgMethod = "bic
 
 def _blend_block(block: np.ndarray, sr: np.ndarray, a: np.ndarray) -> None:
     """Blend ``sr`` over the background ``block`` with alpha ``a``, in place (all one block)."""
-    if not a.any():
+    lo, hi = cv2.minMaxLoc(a)[:2]  # one native pass (numpy's any + min: 14 vs 2.5 us per block, holding the GIL)
+    if hi <= 0.0:
         return
-    if a.min() >= 1.0:
+    if lo >= 1.0:
         block[:] = sr
         return
     if block.dtype == np.uint8:  # OpenCV's blend is several times faster than numpy's

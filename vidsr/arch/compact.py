@@ -98,8 +98,9 @@ class SubpixelNet(nn.Module):
     scale: int
     residual: Residual
 
-    @property
+    @functools.cached_property
     def body_radius(self) -> int:
+        # read on every call of a window; the body's layers do not change after construction
         return sum(m.kernel_size[0] // 2 for m in self.body if isinstance(m, nn.Conv2d))
 
     @property
