@@ -183,3 +183,15 @@ def test_scale_follows_the_model(tmp_path):
     assert r.exit_code == 0, r.output
     frames, _, _ = read_video(tmp_path / "out.mp4")
     assert len(frames) == 2 and frames[0].shape[:2] == (48 * 4, 64 * 4)
+
+
+def test_models_lists_the_manifest_and_marks_the_defaults():
+    from vidsr.models import DEFAULT_MODELS, read_manifest
+
+    r = _run("models")
+    assert r.exit_code == 0, r.output
+    lines = {line.split()[0]: line for line in r.output.splitlines()}
+    assert set(lines) == set(read_manifest())
+    for name, line in lines.items():
+        marked = "(default for --scale" in line
+        assert marked == (name in DEFAULT_MODELS.values()), line

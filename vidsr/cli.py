@@ -590,13 +590,14 @@ def bench(input: Path | None, scale: str | None, model: str | None, backends: tu
 @main.command("models")
 def list_models() -> None:
     """List the shipped models."""
-    from vidsr.models import models_dir, read_manifest
+    from vidsr.models import DEFAULT_MODELS, models_dir, read_manifest
 
     manifest = read_manifest()
     if not manifest:
         _fail(f"no models/manifest.json under {models_dir()}")
     for m in manifest.values():
-        click.echo(f"{m.name:16s} arch={m.arch:8s} x{m.scale}  {m.file}")
+        default = f"  (default for --scale {m.scale})" if DEFAULT_MODELS.get(m.scale) == m.name else ""
+        click.echo(f"{m.name:16s} arch={m.arch:8s} x{m.scale}  {m.file}{default}")
 
 
 def _format_size(n: int) -> str:
