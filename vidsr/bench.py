@@ -156,7 +156,6 @@ class DiscEstimator:
 
     fraction: float
     name: str = "disc"
-
     max_side: int = 480
 
     def estimate(self, image: np.ndarray) -> np.ndarray:

@@ -53,7 +53,7 @@ def residual_kernel(scale: int, mode: Residual, channels: int = 3) -> torch.Tens
     return k2.repeat(channels, 1, 1).unsqueeze(1).float()
 
 
-def subpixel_residual(x: torch.Tensor, kernel: torch.Tensor, *, unpadded: Trim = (False, False)) -> torch.Tensor:
+def subpixel_residual(x: torch.Tensor, kernel: torch.Tensor, *, unpadded: Trim = NO_TRIM) -> torch.Tensor:
     """The residual upscale at LR resolution in pixel-shuffle layout: (B, C, H, W) -> (B, C*s*s, H, W).
 
     Cheaper than upscaling and adding at HR; borders replicate, as interpolation clamps. Runs in the
