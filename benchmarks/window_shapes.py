@@ -33,12 +33,11 @@ from vidsr.openmp import short_waits  # noqa: E402
 
 short_waits()  # as the CLI does, before torch loads
 
-import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vidsr.bench import machine_info  # noqa: E402
 from vidsr.io import Frame, probe, read_items  # noqa: E402
-from vidsr.pipeline import UpscaleConfig, build_processor, frame_workers, torch_threads  # noqa: E402
+from vidsr.pipeline import UpscaleConfig, build_processor, frame_workers, threads_per_frame, torch_threads  # noqa: E402
 from vidsr.sample import SampleSpec, write_sample  # noqa: E402
 from vidsr.sr import sr_tiles  # noqa: E402
 from vidsr.tiling import Tile, mask_support, select_tiles  # noqa: E402
@@ -79,7 +78,7 @@ def main() -> None:
     full_px = sum(conv_pixels(t, r, shrinks) for t in full)
     shapes = {(t.window_shape, t.trim(r)) for ws in windows for t in ws}
     workers = frame_workers(UpscaleConfig(frame_workers=args.frame_workers))
-    threads = max(1, torch.get_num_threads() // workers)
+    threads = threads_per_frame(workers)
     passes = []
     with torch_threads(threads), ThreadPoolExecutor(workers) as pool:
 

@@ -460,7 +460,7 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
             for th in threads:
                 th.start()
             try:
-                with torch_threads(max(1, torch.get_num_threads() // workers)):
+                with torch_threads(threads_per_frame(workers)):
                     _process_loop(proc, q_masked, q_out, stop, report, on_frame, want_mask=mask_tmp is not None,
                                   workers=workers)
                 _put(q_out, _END, stop)
@@ -589,6 +589,11 @@ def frame_workers(config: UpscaleConfig, *, lr_pixels: int = 0) -> int:
     if config.full_frame and lr_pixels >= FULL_FRAME_ONE_WORKER_PX:
         return 1
     return 2 if config.backend == "torch" and config.device == "cpu" and torch.get_num_threads() >= 2 else 1
+
+
+def threads_per_frame(workers: int) -> int:
+    """torch threads each of ``workers`` frames upscaled at once gets: an equal share, at least 1."""
+    return max(1, torch.get_num_threads() // workers)
 
 
 @contextlib.contextmanager
