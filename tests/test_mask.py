@@ -55,6 +55,24 @@ def test_focus_score_on_a_real_shallow_dof_photo():
     assert head.mean() > 3 * bokeh.mean()
 
 
+def test_focus_score_blurs_at_half_size_without_moving_the_score():
+    # the wide window blur runs at half size at working sizes from 267 px on; against the
+    # whole-size blur of the definition the score moves by at most 0.03
+    photo = cv2.resize(sample_photo(), (960, 540), interpolation=cv2.INTER_AREA)
+    g = cv2.resize(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), (480, 270), interpolation=cv2.INTER_AREA)
+    g = g.astype(np.float32) / 255.0
+
+    def energy(sigma: float) -> np.ndarray:
+        lap = cv2.Laplacian(cv2.GaussianBlur(g, (0, 0), sigma), cv2.CV_32F, ksize=3) * sigma * sigma
+        return cv2.GaussianBlur(lap * lap, (0, 0), 0.015 * 480)
+
+    fine, coarse = energy(0.6), energy(2.5)
+    exact = np.clip(fine / (fine + coarse + 1e-3), 0, 1)
+    d = np.abs(focus_score(photo) - exact)
+    assert d.max() < 0.03 and d.mean() < 0.002
+    assert ((focus_score(photo) > 0.2) != (exact > 0.2)).mean() < 0.005
+
+
 def test_all_bokeh_frame_scores_low():
     img, _ = _half_blurred()
     soft = cv2.GaussianBlur(img, (0, 0), 4.0)
@@ -147,6 +165,23 @@ def test_clean_mask_fills_holes_and_drops_specks():
     b[5, 5] = True  # speck
     m = clean_mask(b, min_area=0.01, close_px=1)
     assert m[50, 50] and not m[5, 5]
+
+
+def test_clean_mask_hole_rules():
+    # holes are background that cannot reach the frame's edge in 4-connected steps; blobs are
+    # 8-connected and kept from exactly min_area on
+    b = np.zeros((40, 40), bool)
+    b[5:20, 5:20] = True
+    b[10:13, 10:20] = False  # a bay open to the right: not a hole
+    b[25:35, 25:35] = True
+    b[28:31, 28:31] = False  # an enclosed hole
+    b[25, 34] = False  # a corner notch, 4-connected to the outside
+    b[0:2, 36:38] = True  # a 4-px blob in the corner: 4 / 1600 of the frame
+    m = clean_mask(b, min_area=4 / 1600, close_px=0)
+    assert not m[11, 15] and m[29, 29] and not m[25, 34] and m[0:2, 36:38].all()
+    assert not clean_mask(b, min_area=5 / 1600, close_px=0)[0:2, 36:38].any()
+    assert clean_mask(np.ones((8, 8), bool), min_area=0.5, close_px=1).all()
+    assert not clean_mask(np.zeros((8, 8), bool), min_area=0.0, close_px=1).any()
 
 
 def test_constant_estimators_give_empty_and_full_masks():
