@@ -4,7 +4,7 @@ shapes have been seen.
 The CPU torch engine runs oneDNN convolutions, and oneDNN builds (and caches) a primitive for each
 input shape. Full-frame SR always runs the same few windows; partial SR runs windows shaped by the
 mask, and a new shape costs a primitive per convolution the first time. This replays the SR stage
-of the built-in sample's frames (their default masks, windows planned as ``vidsr upscale`` does)
+of the built-in sample's frames (or a pan across ``--photo``; their default masks, windows planned as ``vidsr upscale`` does)
 ``--passes`` times in one process as ``vidsr upscale`` runs it: ``--frame-workers`` frames at once
 (default as the pipeline: 2 on a multi-core CPU, each frame on its share of torch's threads).
 Each pass times the partial windows of every frame, then the full-frame windows of every frame
@@ -57,11 +57,12 @@ def main() -> None:
     ap.add_argument("--frame-workers", type=int, default=None,
                     help="frames at once [default: as vidsr upscale, 2 on a multi-core CPU]")
     ap.add_argument("--model", default=None, help="shipped x2 model or .pt file (default: the shipped default)")
+    ap.add_argument("--photo", type=Path, default=None, help="pan across this photograph (vidsr sample --photo)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "window-shapes-cpu.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "sample.mp4"
-        write_sample(src, spec=SampleSpec(seconds=args.seconds))
+        write_sample(src, spec=SampleSpec(seconds=args.seconds, photo=args.photo))
         frames = [it.image for it in read_items(src, copy_streams=False) if isinstance(it, Frame)]
         proc = build_processor(probe(src), UpscaleConfig(model=args.model))
     masks = proc.tracker.update_many(frames)
@@ -100,7 +101,7 @@ def main() -> None:
                            "ratio": round(tp / tf, 3)})
             print(f"pass {p}: partial {tp * 1e3:.1f} ms, full {tf * 1e3:.1f} ms, ratio {tp / tf:.3f}", flush=True)
     report = {
-        "input": f"built-in sample, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, "
+        "input": f"{f'pan across {args.photo.name}' if args.photo else 'built-in sample'}, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, "
                  f"{engine.descriptor.name}, torch CPU fp32",
         "frame_workers": workers,
         "torch_threads_per_frame": threads,

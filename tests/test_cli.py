@@ -132,6 +132,36 @@ def test_sample_command_writes_a_clip_with_audio(tmp_path):
     assert facts["streams"] == ["video", "audio"]
 
 
+def test_sample_from_a_photo_of_your_own(tmp_path):
+    import cv2
+    import numpy as np
+
+    # a 200x120 photo: smooth colour ramps, so H.264 at crf 16 keeps them within a few levels
+    yy, xx = np.mgrid[0:120, 0:200].astype(np.float32)
+    photo = np.stack([xx * 1.2, yy * 2.0, 255 - xx], axis=-1).clip(0, 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "p.png"), photo[:, :, ::-1])
+    r = _run("sample", tmp_path / "gt.mp4", "--photo", tmp_path / "p.png", "--size", "64x36",
+             "--seconds", "0.2", "--ground-truth")
+    assert r.exit_code == 0, r.output
+    frames, _, _ = read_video(tmp_path / "gt.mp4")
+    assert len(frames) == 6 and frames[0].shape == (72, 128, 3)
+    # the pan starts at the photo's top-left corner and ends at its right edge, half-way down
+    assert np.abs(frames[0].astype(int) - photo[:72, :128]).mean() < 2
+    assert np.abs(frames[-1].astype(int) - photo[:72, :128]).mean() > 10  # moved
+    assert np.abs(frames[-1].astype(int) - photo[24:96, -128:]).mean() < 2
+
+
+@pytest.mark.parametrize("what", ["missing", "text"])
+def test_sample_refuses_a_bad_photo(tmp_path, what):
+    photo = tmp_path / "p.jpg"
+    if what == "text":
+        photo.write_text("not an image")
+    r = _run("sample", tmp_path / "s.mp4", "--photo", photo, "--seconds", "0.2")
+    assert r.exit_code == 1, r.output
+    assert len(r.output.strip().splitlines()) == 1 and str(photo) in r.output
+    assert _no_outputs(tmp_path, "s.mp4")
+
+
 def test_merged_and_fixed_tiles_give_the_same_video(tmp_path, tiny_ckpt):
     # --no-merge runs the fixed 16-px tiles (as GPUs do); merged rectangles must not change the output
     import numpy as np

@@ -512,7 +512,10 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
 @click.option("--fps", type=click.IntRange(1, 240), default=30, show_default=True)
 @click.option("--size", default="960x540", show_default=True, help="WIDTHxHEIGHT of the clip.")
 @click.option("--ground-truth", is_flag=True, help="Write the 2x ground-truth crops instead.")
-def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool) -> None:
+@click.option("--photo", type=click.Path(path_type=Path), default=None,
+              help="Pan across this photograph instead of the bundled one (a test clip of your own "
+                   "subject; its crops are ground truth when the photo is at least 2x --size).")
+def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool, photo: Path | None) -> None:
     """Write the built-in sample clip (a pan over a real shallow-DoF photo, with audio) to OUTPUT."""
     from vidsr.sample import SampleSpec, write_sample
 
@@ -524,7 +527,7 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
         _fail("--size must be between 16x16 and 1920x1080")
     if w % 2 or h % 2:
         _fail(f"--size must be even (4:2:0 video), got {w}x{h}")
-    path = write_sample(output, spec=SampleSpec(width=w, height=h, fps=fps, seconds=seconds),
+    path = write_sample(output, spec=SampleSpec(width=w, height=h, fps=fps, seconds=seconds, photo=photo),
                         ground_truth=ground_truth)
     click.echo(str(path))
 

@@ -1,4 +1,7 @@
-"""The built-in sample clip: a pan across a real shallow depth-of-field photograph, with audio."""
+"""The built-in sample clip: a pan across a real shallow depth-of-field photograph, with audio.
+
+The same pan over any photograph (``SampleSpec.photo``) makes a test clip with a known ground
+truth: the crops are the HR frames, their area-downscaled copies the clip."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import av
 import cv2
 import numpy as np
 
-from vidsr.errors import OutputError
+from vidsr.errors import InputError, OutputError
 from vidsr.io import atomic_output, check_output_path, muxer_name
 
 SAMPLE_RATE = 48000
@@ -20,7 +23,10 @@ SAMPLE_RATE = 48000
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """Size of the low-resolution clip; ``gt_scale`` x that is the crop taken from the photo."""
+    """Size of the low-resolution clip; ``gt_scale`` x that is the crop taken from the photo.
+
+    ``photo``: an image file to pan across instead of the bundled photograph (upscaled first,
+    bicubic, if it is smaller than the crop, so then the crops are no true ground truth)."""
 
     width: int = 960
     height: int = 540
@@ -28,22 +34,34 @@ class SampleSpec:
     seconds: float = 2.0
     gt_scale: int = 2
     audio: bool = True
+    photo: Path | None = None
 
     @property
     def frames(self) -> int:
         return max(1, round(self.fps * self.seconds))
 
 
-def sample_photo() -> np.ndarray:
-    """The bundled photograph as (H, W, 3) uint8 RGB."""
-    data = resources.files("vidsr").joinpath("assets/sample.jpg").read_bytes()
+def sample_photo(path: str | Path | None = None) -> np.ndarray:
+    """The bundled photograph, or the image file at ``path`` (EXIF rotation applied, 8 bits),
+    as (H, W, 3) uint8 RGB."""
+    if path is None:
+        data = resources.files("vidsr").joinpath("assets/sample.jpg").read_bytes()
+    else:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise InputError(f"cannot read photo {path}: {e.strerror or e}") from None
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"{path} is not an image OpenCV can read")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def sample_frames(spec: SampleSpec, *, ground_truth: bool = False):
-    """Yield (H, W, 3) uint8 RGB frames of the pan (LR, or the HR crops with ``ground_truth``)."""
-    photo = sample_photo()
+def sample_frames(spec: SampleSpec, *, ground_truth: bool = False, photo: np.ndarray | None = None):
+    """Yield (H, W, 3) uint8 RGB frames of the pan (LR, or the HR crops with ``ground_truth``).
+    ``photo``: ``spec.photo`` already read (:func:`sample_photo`)."""
+    if photo is None:
+        photo = sample_photo(spec.photo)
     ch, cw = spec.height * spec.gt_scale, spec.width * spec.gt_scale
     if ch > photo.shape[0] or cw > photo.shape[1]:
         f = max(ch / photo.shape[0], cw / photo.shape[1])
@@ -79,6 +97,7 @@ def write_sample(path: str | Path, *, spec: SampleSpec = SampleSpec(), ground_tr
     if muxer_name(path) not in ("mp4", "mov", "matroska"):
         raise OutputError(f"the sample is H.264 + AAC: write it as .mp4, .mkv or .mov, not {path.suffix or path}")
     w, h = (spec.width * spec.gt_scale, spec.height * spec.gt_scale) if ground_truth else (spec.width, spec.height)
+    photo = sample_photo(spec.photo)  # a bad photo fails before the output is opened
     with atomic_output(path) as tmp, contextlib.closing(av.open(str(tmp), "w")) as c:
         v = c.add_stream("libx264", rate=spec.fps)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
@@ -88,7 +107,7 @@ def write_sample(path: str | Path, *, spec: SampleSpec = SampleSpec(), ground_tr
             a = c.add_stream("aac", rate=SAMPLE_RATE)
             a.layout = "stereo"
         tb = Fraction(1, spec.fps)
-        for i, img in enumerate(sample_frames(spec, ground_truth=ground_truth)):
+        for i, img in enumerate(sample_frames(spec, ground_truth=ground_truth, photo=photo)):
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts, frame.time_base = i, tb
             c.mux(v.encode(frame))
