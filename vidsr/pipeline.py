@@ -647,7 +647,7 @@ def _process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, 
     each with its share of torch's threads (the caller sets them; a depth network in the mask
     thread gets the same share): on a 2-core CPU two single-threaded frames made 15-25 % more
     frames per second than one frame on two threads, which wait for each other at every operator
-    (README "On an AVX2-only host"). Masks come with the frames (the tracker is not shared
+    (benchmarks/README.md, "AVX2-only host"). Masks come with the frames (the tracker is not shared
     between threads). 1: in this (the calling) thread, as on a GPU."""
     n_pixels = proc.plan.height * proc.plan.width
     pending: collections.deque = collections.deque()  # in file order: items, and futures of frames
