@@ -149,6 +149,11 @@ def test_sample_from_a_photo_of_your_own(tmp_path):
     assert np.abs(frames[0].astype(int) - photo[:72, :128]).mean() < 2
     assert np.abs(frames[-1].astype(int) - photo[:72, :128]).mean() > 10  # moved
     assert np.abs(frames[-1].astype(int) - photo[24:96, -128:]).mean() < 2
+    assert "warning" not in r.output
+    r = _run("sample", tmp_path / "big.mp4", "--photo", tmp_path / "p.png", "--size", "160x90", "--seconds", "0.2")
+    assert r.exit_code == 0, r.output
+    assert "warning: p.png is 200x120, smaller than the 320x180 crops" in r.output
+    assert read_video(tmp_path / "big.mp4")[0][0].shape == (90, 160, 3)
 
 
 @pytest.mark.parametrize("what", ["missing", "text"])

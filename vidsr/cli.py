@@ -517,7 +517,7 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
                    "subject; its crops are ground truth when the photo is at least 2x --size).")
 def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool, photo: Path | None) -> None:
     """Write the built-in sample clip (a pan over a real shallow-DoF photo, with audio) to OUTPUT."""
-    from vidsr.sample import SampleSpec, write_sample
+    from vidsr.sample import SampleSpec, sample_photo, write_sample
 
     try:
         w, h = (int(v) for v in size.lower().split("x"))
@@ -527,8 +527,12 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
         _fail("--size must be between 16x16 and 1920x1080")
     if w % 2 or h % 2:
         _fail(f"--size must be even (4:2:0 video), got {w}x{h}")
-    path = write_sample(output, spec=SampleSpec(width=w, height=h, fps=fps, seconds=seconds, photo=photo),
-                        ground_truth=ground_truth)
+    spec = SampleSpec(width=w, height=h, fps=fps, seconds=seconds, photo=photo)
+    image = sample_photo(photo) if photo is not None else None
+    if image is not None and (image.shape[0] < 2 * h or image.shape[1] < 2 * w):
+        click.echo(f"warning: {photo.name} is {image.shape[1]}x{image.shape[0]}, smaller than the {2 * w}x{2 * h} "
+                   "crops: it is upscaled first, so the crops are no true 2x ground truth", err=True)
+    path = write_sample(output, spec=spec, ground_truth=ground_truth, photo=image)
     click.echo(str(path))
 
 

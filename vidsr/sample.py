@@ -90,14 +90,16 @@ def _tone(n_samples: int, start: int) -> np.ndarray:
 
 
 def write_sample(path: str | Path, *, spec: SampleSpec = SampleSpec(), ground_truth: bool = False,
-                 crf: int = 16) -> Path:
-    """Write the sample clip (H.264 + AAC stereo) to ``path`` atomically and return it."""
+                 crf: int = 16, photo: np.ndarray | None = None) -> Path:
+    """Write the sample clip (H.264 + AAC stereo) to ``path`` atomically and return it.
+    ``photo``: ``spec.photo`` already read (:func:`sample_photo`)."""
     path = Path(path)
     check_output_path(path)
     if muxer_name(path) not in ("mp4", "mov", "matroska"):
         raise OutputError(f"the sample is H.264 + AAC: write it as .mp4, .mkv or .mov, not {path.suffix or path}")
     w, h = (spec.width * spec.gt_scale, spec.height * spec.gt_scale) if ground_truth else (spec.width, spec.height)
-    photo = sample_photo(spec.photo)  # a bad photo fails before the output is opened
+    if photo is None:
+        photo = sample_photo(spec.photo)  # a bad photo fails before the output is opened
     with atomic_output(path) as tmp, contextlib.closing(av.open(str(tmp), "w")) as c:
         v = c.add_stream("libx264", rate=spec.fps)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
