@@ -55,7 +55,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "sample.mp4"
-        write_sample(src, spec=SampleSpec(seconds=args.seconds, photo=args.photo))
+        spec = SampleSpec(seconds=args.seconds, photo=args.photo)
+        write_sample(src, spec=spec)
         for name, config, estimator in base:
             runs: dict[tuple[str, int], list[dict]] = {k: [] for k in runs_of}
             reports = {}
@@ -73,8 +74,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"{name:22s} {model:16s} workers {w}  FG {row['fg_fraction']:.1%}  SR on "
                       f"{row['sr_fraction']:.1%}  fps {', '.join(str(x['fps']) for x in runs[model, w])}", flush=True)
-    clip = f"pan across {args.photo.name}" if args.photo else "built-in sample"
-    report = {"input": f"{clip}, {args.seconds:g} s, 960x540 -> 1920x1080, torch CPU fp32",
+    report = {"input": f"{spec.source}, {args.seconds:g} s, 960x540 -> 1920x1080, torch CPU fp32",
               "machine": machine_info(),
               "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cases": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "sample.mp4"
-        write_sample(src, spec=SampleSpec(seconds=args.seconds, photo=args.photo))
+        spec = SampleSpec(seconds=args.seconds, photo=args.photo)
+        write_sample(src, spec=spec)
         frames = [it.image for it in read_items(src, copy_streams=False) if isinstance(it, Frame)]
         proc = build_processor(probe(src), UpscaleConfig(model=args.model))
     masks = proc.tracker.update_many(frames)
@@ -101,7 +102,7 @@ def main() -> None:
                            "ratio": round(tp / tf, 3)})
             print(f"pass {p}: partial {tp * 1e3:.1f} ms, full {tf * 1e3:.1f} ms, ratio {tp / tf:.3f}", flush=True)
     report = {
-        "input": f"{f'pan across {args.photo.name}' if args.photo else 'built-in sample'}, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, "
+        "input": f"{spec.source}, {args.seconds:g} s ({n} frames), 960x540 -> 1920x1080, "
                  f"{engine.descriptor.name}, torch CPU fp32",
         "frame_workers": workers,
         "torch_threads_per_frame": threads,

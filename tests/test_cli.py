@@ -230,3 +230,13 @@ def test_models_lists_the_manifest_and_marks_the_defaults():
     for name, line in lines.items():
         marked = "(default for --scale" in line
         assert marked == (name in DEFAULT_MODELS.values()), line
+
+
+def test_model_help_names_the_default_models():
+    from vidsr.cli import DEFAULT_MODELS_HELP
+    from vidsr.models import DEFAULT_MODELS
+
+    assert DEFAULT_MODELS_HELP == ", ".join(f"{name} for x{s}" for s, name in sorted(DEFAULT_MODELS.items()))
+    for command in ("upscale", "compare", "bench"):
+        r = _run(command, "--help")
+        assert r.exit_code == 0 and DEFAULT_MODELS_HELP in " ".join(r.output.split()), command

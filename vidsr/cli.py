@@ -19,6 +19,11 @@ short_waits()
 from vidsr.errors import VidsrError  # noqa: E402
 
 
+DEFAULT_MODELS_HELP = "compact-x2-lite for x2, compact-x4 for x4"
+"""vidsr.models.DEFAULT_MODELS in words (that module loads torch, which the CLI loads late; a test ties the two)."""
+_MODEL_HELP = f"Shipped model name or a .pt checkpoint [default: {DEFAULT_MODELS_HELP}]."
+
+
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
@@ -127,7 +132,7 @@ def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, dep
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None,
               help="[default: the --model's scale; 2 without --model]")
-@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2-lite for x2, compact-x4 for x4].")
+@click.option("--model", default=None, help=_MODEL_HELP)
 @click.option("--backend", type=click.Choice(["torch", "ort", "trt"]), default="torch", show_default=True,
               help="trt: TensorRT engine from export/ (built on first use; needs the [trt] extra and a GPU).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N [default: cuda for trt, else cpu].")
@@ -435,7 +440,7 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None,
               help="[default: the --model's scale; 2 without --model]")
-@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2-lite for x2, compact-x4 for x4].")
+@click.option("--model", default=None, help=_MODEL_HELP)
 @click.option("--backend", type=click.Choice(["torch", "ort"]), default="torch", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True, help="Tile core size (LR px).")
@@ -540,7 +545,7 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
 @click.argument("input", required=False, type=click.Path(path_type=Path))
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None,
               help="[default: the --model's scale; 2 without --model]")
-@click.option("--model", default=None, help="Shipped model name or .pt [default: compact-x2-lite for x2, compact-x4 for x4].")
+@click.option("--model", default=None, help=_MODEL_HELP)
 @click.option("--backend", "backends", multiple=True,
               help="Repeatable: torch, torch-bf16, torch-fp16, ort, trt [default: torch, torch-bf16, ort; "
                    "torch-bf16 only where the CPU has native bf16].")

@@ -40,6 +40,11 @@ class SampleSpec:
     def frames(self) -> int:
         return max(1, round(self.fps * self.seconds))
 
+    @property
+    def source(self) -> str:
+        """What the clip pans across, in words (benchmark reports)."""
+        return f"pan across {Path(self.photo).name}" if self.photo is not None else "built-in sample"
+
 
 def sample_photo(path: str | Path | None = None) -> np.ndarray:
     """The bundled photograph, or the image file at ``path`` (EXIF rotation applied, 8 bits),
