@@ -534,9 +534,10 @@ def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool
         _fail(f"--size must be even (4:2:0 video), got {w}x{h}")
     spec = SampleSpec(width=w, height=h, fps=fps, seconds=seconds, photo=photo)
     image = sample_photo(photo) if photo is not None else None
-    if image is not None and (image.shape[0] < 2 * h or image.shape[1] < 2 * w):
-        click.echo(f"warning: {photo.name} is {image.shape[1]}x{image.shape[0]}, smaller than the {2 * w}x{2 * h} "
-                   "crops: it is upscaled first, so the crops are no true 2x ground truth", err=True)
+    if image is not None and spec.too_small(image):
+        ch, cw = spec.crop_shape
+        click.echo(f"warning: {photo.name} is {image.shape[1]}x{image.shape[0]}, smaller than the {cw}x{ch} "
+                   f"crops: it is upscaled first, so the crops are no true {spec.gt_scale}x ground truth", err=True)
     path = write_sample(output, spec=spec, ground_truth=ground_truth, photo=image)
     click.echo(str(path))
 

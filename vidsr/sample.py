@@ -41,6 +41,16 @@ class SampleSpec:
         return max(1, round(self.fps * self.seconds))
 
     @property
+    def crop_shape(self) -> tuple[int, int]:
+        """(height, width) of the crops taken from the photo: the ground-truth frames."""
+        return self.height * self.gt_scale, self.width * self.gt_scale
+
+    def too_small(self, photo: np.ndarray) -> bool:
+        """Whether ``photo`` is smaller than the crops (so it is upscaled first, and they are no true ground truth)."""
+        ch, cw = self.crop_shape
+        return ch > photo.shape[0] or cw > photo.shape[1]
+
+    @property
     def source(self) -> str:
         """What the clip pans across, in words (benchmark reports)."""
         return f"pan across {Path(self.photo).name}" if self.photo is not None else "built-in sample"
@@ -67,8 +77,8 @@ def sample_frames(spec: SampleSpec, *, ground_truth: bool = False, photo: np.nda
     ``photo``: ``spec.photo`` already read (:func:`sample_photo`)."""
     if photo is None:
         photo = sample_photo(spec.photo)
-    ch, cw = spec.height * spec.gt_scale, spec.width * spec.gt_scale
-    if ch > photo.shape[0] or cw > photo.shape[1]:
+    ch, cw = spec.crop_shape
+    if spec.too_small(photo):
         f = max(ch / photo.shape[0], cw / photo.shape[1])
         photo = cv2.resize(photo, (int(np.ceil(photo.shape[1] * f)), int(np.ceil(photo.shape[0] * f))),
                            interpolation=cv2.INTER_CUBIC)
@@ -102,7 +112,7 @@ def write_sample(path: str | Path, *, spec: SampleSpec = SampleSpec(), ground_tr
     check_output_path(path)
     if muxer_name(path) not in ("mp4", "mov", "matroska"):
         raise OutputError(f"the sample is H.264 + AAC: write it as .mp4, .mkv or .mov, not {path.suffix or path}")
-    w, h = (spec.width * spec.gt_scale, spec.height * spec.gt_scale) if ground_truth else (spec.width, spec.height)
+    h, w = spec.crop_shape if ground_truth else (spec.height, spec.width)
     if photo is None:
         photo = sample_photo(spec.photo)  # a bad photo fails before the output is opened
     with atomic_output(path) as tmp, contextlib.closing(av.open(str(tmp), "w")) as c:
