@@ -237,6 +237,6 @@ def test_model_help_names_the_default_models():
     from vidsr.models import DEFAULT_MODELS
 
     assert DEFAULT_MODELS_HELP == ", ".join(f"{name} for x{s}" for s, name in sorted(DEFAULT_MODELS.items()))
-    for command in ("upscale", "compare", "bench"):
+    for command in ("upscale", "compare", "bench", "export"):
         r = _run(command, "--help")
         assert r.exit_code == 0 and DEFAULT_MODELS_HELP in " ".join(r.output.split()), command

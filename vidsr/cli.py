@@ -618,7 +618,7 @@ def _format_size(n: int) -> str:
 
 
 @main.command("export")
-@click.option("--model", default=None, help="Shipped model name or a .pt checkpoint [default: compact-x2-lite, "
+@click.option("--model", default=None, help=f"Shipped model name or a .pt checkpoint [default: {DEFAULT_MODELS_HELP}, "
               "unless only --depth-model is given].")
 @click.option("--scale", type=click.Choice(["2", "4"]), default=None, help="[default: the model's]")
 @click.option("--depth-model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
