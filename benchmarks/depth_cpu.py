@@ -1,7 +1,7 @@
 """Depth-mask cost on CPU: ms per Depth Anything V2 pass and its share of end-to-end time.
 
 Method (see benchmarks/README.md, "Depth masks"):
-1. A Depth Anything network with V2 Small's architecture (``vidsr.depth.SMALL_CONFIG``,
+1. A Depth Anything network with V2 Small's architecture (``vidsr.masks.depth.SMALL_CONFIG``,
    24.8 M parameters) and random weights: compute per pass does not depend on the
    weights. Each (input size, backend, precision, batch) is run once to warm up, then
    ``--repeat`` times; the median is reported as ms per pass and ms per frame.
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidsr.depth import (
+from vidsr.masks.depth import (
     SMALL_CONFIG,
     OrtDepth,
     TorchDepth,
@@ -41,7 +41,7 @@ from vidsr.depth import (
     export_depth_onnx,
     preprocess,
 )
-from vidsr.mask import FocusEstimator
+from vidsr.masks.focus import FocusEstimator
 
 
 def _times_ms(fn, repeat: int) -> tuple[float, float]:
@@ -98,9 +98,9 @@ class DepthCostFocusMask:
 
 
 def end_to_end(folder: Path, tmp: Path, seconds: float, every: list[int]) -> dict:
-    from vidsr.estimators import DEFAULT_CARRY, DEFAULT_EVERY, MaskSpec, build_estimator
-    from vidsr.pipeline import UpscaleConfig, upscale_video
-    from vidsr.sample import SampleSpec, write_sample
+    from vidsr.masks.factory import DEFAULT_CARRY, DEFAULT_EVERY, MaskSpec, build_estimator
+    from vidsr.pipeline.run import UpscaleConfig, upscale_video
+    from vidsr.media.sample import SampleSpec, write_sample
 
     clip = write_sample(tmp / "sample.mp4", spec=SampleSpec(seconds=seconds, audio=False))
     spec = MaskSpec(kind="depth+focus", depth_model=folder)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from vidsr.models import load_checkpoint
+from vidsr.weights import load_checkpoint
 from vidsr.train.data import PatchConfig
 from vidsr.train.loop import CompactSpec, TrainConfig, train
 from vidsr.train.losses import LossConfig

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from media import textured_frame  # noqa: E402
 
 from vidsr.arch import Compact  # noqa: E402
-from vidsr.mask import ConstantEstimator  # noqa: E402
-from vidsr.models import save_checkpoint  # noqa: E402
-from vidsr.pipeline import UpscaleConfig, upscale_video  # noqa: E402
+from vidsr.masks.focus import ConstantEstimator  # noqa: E402
+from vidsr.weights import save_checkpoint  # noqa: E402
+from vidsr.pipeline.run import UpscaleConfig, upscale_video  # noqa: E402
 
 
 def make_long_clip(path: Path, *, width: int, height: int, fps: int, seconds: int) -> Path:

@@ -36,11 +36,11 @@ import av
 import torch
 
 from vidsr.arch import Compact
-from vidsr.distributed import ScaleOut, upscale_distributed
-from vidsr.io import probe
-from vidsr.models import save_checkpoint
-from vidsr.pipeline import UpscaleConfig, upscale_video
-from vidsr.sample import SampleSpec, sample_frames
+from vidsr.scaleout.distributed import ScaleOut, upscale_distributed
+from vidsr.media.io import probe
+from vidsr.weights import save_checkpoint
+from vidsr.pipeline.run import UpscaleConfig, upscale_video
+from vidsr.media.sample import SampleSpec, sample_frames
 
 
 def make_clip(path: Path, *, width: int, height: int, seconds: float, fps: int = 30, gop_s: float = 2.0) -> Path:

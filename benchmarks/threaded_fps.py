@@ -23,14 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from vidsr.openmp import short_waits  # noqa: E402
+from vidsr.platform import short_waits  # noqa: E402
 
 short_waits()  # as the CLI does, before torch loads
 
-from vidsr.bench import DiscEstimator, machine_info  # noqa: E402
-from vidsr.models import DEFAULT_MODELS  # noqa: E402
-from vidsr.pipeline import UpscaleConfig, upscale_video  # noqa: E402
-from vidsr.sample import SampleSpec, write_sample  # noqa: E402
+from vidsr.bench.run import DiscEstimator, machine_info  # noqa: E402
+from vidsr.weights import DEFAULT_MODELS  # noqa: E402
+from vidsr.pipeline.run import UpscaleConfig, upscale_video  # noqa: E402
+from vidsr.media.sample import SampleSpec, write_sample  # noqa: E402
 
 
 def main() -> None:

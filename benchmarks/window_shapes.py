@@ -29,16 +29,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vidsr.openmp import short_waits  # noqa: E402
+from vidsr.platform import short_waits  # noqa: E402
 
 short_waits()  # as the CLI does, before torch loads
 
 from torch import nn  # noqa: E402
 
-from vidsr.bench import machine_info  # noqa: E402
-from vidsr.io import Frame, probe, read_items  # noqa: E402
-from vidsr.pipeline import UpscaleConfig, build_processor, frame_workers, threads_per_frame, torch_threads  # noqa: E402
-from vidsr.sample import SampleSpec, write_sample  # noqa: E402
+from vidsr.bench.run import machine_info  # noqa: E402
+from vidsr.media.io import Frame, probe, read_items  # noqa: E402
+from vidsr.pipeline.run import UpscaleConfig, build_processor, frame_workers, threads_per_frame, torch_threads  # noqa: E402
+from vidsr.media.sample import SampleSpec, write_sample  # noqa: E402
 from vidsr.sr import sr_tiles  # noqa: E402
 from vidsr.tiling import Tile, mask_support, select_tiles  # noqa: E402
 

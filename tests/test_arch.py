@@ -6,7 +6,7 @@ import torch
 from vidsr.arch import REGISTRY, describe
 from vidsr.arch.compact import trim_px
 from vidsr.errors import ModelError
-from vidsr.models import load_checkpoint, resolve_model, save_checkpoint
+from vidsr.weights import load_checkpoint, resolve_model, save_checkpoint
 
 CONFIGS = {
     "compact": [{"scale": 2, "num_feat": 8, "num_conv": 2}, {"scale": 4, "num_feat": 8, "num_conv": 3}],
@@ -119,7 +119,7 @@ def test_subpixel_residual_equals_interpolation(scale, mode):
 
 
 def test_resolve_model_scale_from_the_model(tiny_ckpt, tmp_path, monkeypatch):
-    from vidsr.models import model_scale
+    from vidsr.weights import model_scale
 
     # no --scale: the model's own; neither: the default x2 model
     assert resolve_model("compact-x4", scale=None)[1].scale == 4

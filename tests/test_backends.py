@@ -100,10 +100,10 @@ def test_unavailable_backends_say_why():
 def test_cpu_engine_keeps_the_heap_once_per_process():
     import sys
 
-    from vidsr.backends import malloc
+    from vidsr.platform import keep_heap
 
-    first = malloc.keep_heap()
-    assert malloc.keep_heap() is first  # set once; later calls report the same
+    first = keep_heap()
+    assert keep_heap() is first  # set once; later calls report the same
     if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
         assert first is True
 

@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from media import make_video
-from vidsr.bench import STAGES, BenchConfig, DiscEstimator, psnr, run_bench, ssim
+from vidsr.bench.run import STAGES, BenchConfig, DiscEstimator, psnr, run_bench, ssim
 from vidsr.cli import main
-from vidsr.cpu import ISA_FLAGS
+from vidsr.platform import ISA_FLAGS
 
 
 def test_bench_cli_reports_every_stage_and_config(tmp_path, tiny_ckpt):
@@ -73,7 +73,7 @@ def test_fg_sweep_on_the_sample_clip(tiny_ckpt):
 
 
 def test_repetitions_after_the_first_take_turns(tmp_path, tiny_ckpt, monkeypatch):
-    from vidsr import bench
+    from vidsr.bench import run as bench
 
     calls = []
     real = bench.ConfigRun.repetition
@@ -111,7 +111,7 @@ def test_psnr_ssim_basics():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bench_times_bf16_by_default_only_where_the_cpu_has_it(tmp_path, tiny_ckpt, monkeypatch, native):
-    monkeypatch.setattr("vidsr.cpu.native_bf16", lambda: native)
+    monkeypatch.setattr("vidsr.platform.native_bf16", lambda: native)
     src = make_video(tmp_path / "in.mp4", frames=2, width=64, height=48)
     out = tmp_path / "b.json"
     r = CliRunner().invoke(main, ["bench", str(src), "--tile", "16", "--frames", "1", "--warmup", "0",

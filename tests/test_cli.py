@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from media import make_audio_only, make_video, make_zero_frames, read_video
 from vidsr.arch import Compact
 from vidsr.cli import main
-from vidsr.models import save_checkpoint
+from vidsr.weights import save_checkpoint
 
 
 def _run(*args: str):
@@ -101,7 +101,7 @@ def test_unwritable_outputs(tmp_path, tiny_ckpt, target, message):
 
 
 def test_failure_mid_run_leaves_no_file(tmp_path, tiny_ckpt, monkeypatch):
-    import vidsr.pipeline as pipeline
+    import vidsr.pipeline.run as pipeline
 
     src = make_video(tmp_path / "in.mp4", frames=8)
     calls = {"n": 0}
@@ -187,7 +187,7 @@ def test_merged_and_fixed_tiles_give_the_same_video(tmp_path, tiny_ckpt):
 def test_openmp_threads_spin_briefly_unless_the_environment_says(monkeypatch):
     import os
 
-    from vidsr.openmp import SPIN_COUNT, short_waits
+    from vidsr.platform import SPIN_COUNT, short_waits
 
     for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
         monkeypatch.delenv(k, raising=False)
@@ -202,7 +202,7 @@ def test_openmp_threads_spin_briefly_unless_the_environment_says(monkeypatch):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_a_cpu_without_it_warns(tmp_path, tiny_ckpt, monkeypatch, native):
-    monkeypatch.setattr("vidsr.cpu.native_bf16", lambda: native)
+    monkeypatch.setattr("vidsr.platform.native_bf16", lambda: native)
     src = make_video(tmp_path / "in.mp4", frames=2)
     r = _run("upscale", src, "-o", tmp_path / "out.mp4", "--model", tiny_ckpt, "--tile", "16",
              "--precision", "bf16", "-q")
@@ -221,7 +221,7 @@ def test_scale_follows_the_model(tmp_path):
 
 
 def test_models_lists_the_manifest_and_marks_the_defaults():
-    from vidsr.models import DEFAULT_MODELS, read_manifest
+    from vidsr.weights import DEFAULT_MODELS, read_manifest
 
     r = _run("models")
     assert r.exit_code == 0, r.output
@@ -234,7 +234,7 @@ def test_models_lists_the_manifest_and_marks_the_defaults():
 
 def test_model_help_names_the_default_models():
     from vidsr.cli import DEFAULT_MODELS_HELP
-    from vidsr.models import DEFAULT_MODELS
+    from vidsr.weights import DEFAULT_MODELS
 
     assert DEFAULT_MODELS_HELP == ", ".join(f"{name} for x{s}" for s, name in sorted(DEFAULT_MODELS.items()))
     for command in ("upscale", "compare", "bench", "export"):

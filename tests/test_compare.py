@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 from media import make_video, read_video
 from vidsr.cli import main
-from vidsr.compare import (GRID_ORDER, SHEET_BG, SHEET_CAPTION, SHEET_HEADER, SHEET_MARGIN, SHEET_ROW_LABEL,
+from vidsr.compare.run import (GRID_ORDER, SHEET_BG, SHEET_CAPTION, SHEET_HEADER, SHEET_MARGIN, SHEET_ROW_LABEL,
                            CompareConfig, FrameRange, MethodRunner, SheetColumn, compare_video, compose, crop_sheet,
                            layout_size, parse_frames, pick_regions, wipe_position)
 from vidsr.composite import upscale_background
 from vidsr.errors import InputError
-from vidsr.io import EncodeOptions, Frame, probe, read_items
-from vidsr.pipeline import UpscaleConfig, build_processor
+from vidsr.media.io import EncodeOptions, Frame, probe, read_items
+from vidsr.pipeline.run import UpscaleConfig, build_processor
 from vidsr.sr import sr_whole
 
 W, H, S = 64, 48, 2

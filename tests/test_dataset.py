@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from media import make_video, textured_frame
 
 from vidsr.errors import InputError
-from vidsr.io import Frame, read_items
+from vidsr.media.io import Frame, read_items
 from vidsr.train.cli import dataset_group
 from vidsr.train.dataset import (
     BuildConfig,

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from vidsr.depth import (
+from vidsr.masks.depth import (
     OrtDepth,
     TorchDepth,
     build_depth_anything,
@@ -21,7 +21,7 @@ from vidsr.depth import (
     preprocess,
 )
 from vidsr.errors import InputError, ModelError
-from vidsr.models import resolve_model
+from vidsr.weights import resolve_model
 
 # Depth Anything V2's layout (DINOv2 backbone + DPT head) with tiny widths, so tests are fast.
 TINY = {
@@ -199,7 +199,7 @@ TINY_DPT_SWIN = {"backbone_config": {"model_type": "swinv2", "image_size": 64, "
 
 @pytest.mark.parametrize("config,multiple", [(TINY_DPT_VIT, 16), (TINY_DPT_SWIN, 32)], ids=["vit", "swinv2"])
 def test_dpt_midas_folder_loads_and_runs_at_its_square_training_size(config, multiple, tmp_path):
-    from vidsr.depth import build_dpt
+    from vidsr.masks.depth import build_dpt
 
     model = build_dpt(config, seed=0)
     folder = tmp_path / "tiny-dpt"

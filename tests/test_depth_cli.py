@@ -19,7 +19,7 @@ def _run(*args):
 def tiny_depth_folder(tmp_path_factory) -> Path:
     pytest.importorskip("transformers")
     from test_depth import TINY
-    from vidsr.depth import build_depth_anything
+    from vidsr.masks.depth import build_depth_anything
 
     folder = tmp_path_factory.mktemp("depth-cli") / "tiny-da"
     build_depth_anything(TINY).save_pretrained(folder)
@@ -79,7 +79,7 @@ def test_mask_option_errors(tmp_path, args, message, monkeypatch):
 def test_dpt_midas_folder_drives_the_depth_mask(tmp_path):
     pytest.importorskip("transformers")
     from test_depth import TINY_DPT_SWIN
-    from vidsr.depth import build_dpt
+    from vidsr.masks.depth import build_dpt
 
     folder = tmp_path / "tiny-dpt"
     build_dpt(TINY_DPT_SWIN).save_pretrained(folder)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from media import mask_flip_rate
-from vidsr.depth import depth_input_size
+from vidsr.masks.depth import depth_input_size
 from vidsr.errors import InputError
-from vidsr.focal import (DepthMaskEstimator, FocalOptions, band_score, focal_at_point, focal_from_focus,
+from vidsr.masks.focal import (DepthMaskEstimator, FocalOptions, band_score, focal_at_point, focal_from_focus,
                          nearest_focal, normalize_depth, parse_focus_point)
-from vidsr.mask import MaskTracker
-from vidsr.sample import sample_photo
+from vidsr.masks.focus import MaskTracker
+from vidsr.media.sample import sample_photo
 
 H, W = 180, 320
 
@@ -99,7 +99,7 @@ def test_focus_picks_the_sharp_plane_not_the_nearest():
     """The background is in focus and the near subject is blurred: depth+focus follows the focus."""
     image, disparity, subject = scene(subject_sharp=False)
     dn = normalize_depth(disparity)
-    from vidsr.mask import focus_score
+    from vidsr.masks.focus import focus_score
 
     focus = focus_score(image, max_side=W)
     f = focal_from_focus(dn, focus, tolerance=0.15)
@@ -220,7 +220,7 @@ def test_flow_carry_follows_a_moving_subject_between_anchors():
 def test_real_network_through_the_tracker():
     """Plumbing with Depth Anything (tiny random weights): shapes, passes, batching."""
     pytest.importorskip("transformers")
-    from vidsr.depth import TorchDepth, build_depth_anything
+    from vidsr.masks.depth import TorchDepth, build_depth_anything
 
     from test_depth import TINY
 

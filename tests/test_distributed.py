@@ -18,10 +18,10 @@ from media import Track, make_clip, make_video, read_video, streams_of
 from test_segments import make_gop_video
 
 from vidsr.cli import main
-from vidsr.distributed import ScaleOut, upscale_distributed
-from vidsr.io import EncodeOptions
-from vidsr.mask import FocusEstimator
-from vidsr.pipeline import UpscaleConfig, upscale_video
+from vidsr.scaleout.distributed import ScaleOut, upscale_distributed
+from vidsr.media.io import EncodeOptions
+from vidsr.masks.focus import FocusEstimator
+from vidsr.pipeline.run import UpscaleConfig, upscale_video
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="ray is not installed (pip install -e '.[ray]')")
@@ -127,7 +127,7 @@ def test_a_failed_segment_is_retried_and_the_output_is_complete(tmp_path, tiny_c
 
 @needs_ray
 def test_a_segment_that_keeps_failing_fails_the_run_clearly(tmp_path, tiny_ckpt, ray_session):
-    from vidsr.distributed import SegmentError
+    from vidsr.scaleout.distributed import SegmentError
 
     src = make_gop_video(tmp_path / "in.mp4", frames=12, gop=12)
     so = ScaleOut(workers=1, segment_s=1.0, retries=1)

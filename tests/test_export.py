@@ -37,7 +37,7 @@ from vidsr.export import (
     pipeline_profile,
     sample_for_precision,
 )
-from vidsr.models import load_checkpoint
+from vidsr.weights import load_checkpoint
 from vidsr.tiling import plan_tiles
 
 HAS_CUDA = torch.cuda.is_available()
@@ -116,7 +116,7 @@ def test_cli_export_onnx_prints_error_and_fails_above_tolerance(tmp_path, tiny_c
 def test_cli_export_depth_model(tmp_path):
     import copy
 
-    from vidsr.depth import SMALL_CONFIG, build_depth_anything
+    from vidsr.masks.depth import SMALL_CONFIG, build_depth_anything
 
     cfg = copy.deepcopy(SMALL_CONFIG)  # Depth Anything's layout, shrunk
     cfg["backbone_config"].update(hidden_size=32, num_attention_heads=2, num_hidden_layers=4, image_size=56,
@@ -127,7 +127,7 @@ def test_cli_export_depth_model(tmp_path):
     assert r.exit_code == 0, r.output
     assert "depth onnx:" in r.output and "56x84" in r.output and "max error vs torch" in r.output
     (path,) = (tmp_path / "out").glob("depth-depth-tiny-56x84-op17-*.onnx")
-    from vidsr.depth import OrtDepth
+    from vidsr.masks.depth import OrtDepth
 
     assert OrtDepth(path=path).fixed == (56, 84)
 
@@ -135,7 +135,7 @@ def test_cli_export_depth_model(tmp_path):
 def test_export_dpt_depth_defaults_to_its_square_training_size(tmp_path):
     pytest.importorskip("transformers")
     from test_depth import TINY_DPT_SWIN
-    from vidsr.depth import OrtDepth, build_dpt
+    from vidsr.masks.depth import OrtDepth, build_dpt
 
     build_dpt(TINY_DPT_SWIN).save_pretrained(tmp_path / "dpt-tiny")
     r = _run("export", "--depth-model", tmp_path / "dpt-tiny", "-o", tmp_path / "out")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from media import mask_flip_rate
-from vidsr.mask import ConstantEstimator, FocusEstimator, MaskTracker, clean_mask, feather, focus_score
-from vidsr.sample import SampleSpec, sample_frames, sample_photo
+from vidsr.masks.focus import ConstantEstimator, FocusEstimator, MaskTracker, clean_mask, feather, focus_score
+from vidsr.media.sample import SampleSpec, sample_frames, sample_photo
 
 
 def _texture(h: int = 360, w: int = 640) -> np.ndarray:
@@ -214,7 +214,7 @@ def test_a_frame_with_nothing_in_focus_has_no_foreground():
 
 
 def _file_tracker(path, **kw) -> MaskTracker:
-    from vidsr.estimators import FileMaskEstimator
+    from vidsr.masks.factory import FileMaskEstimator
 
     return MaskTracker(estimator=FileMaskEstimator(path=path), every=1, **kw)
 
@@ -222,9 +222,9 @@ def _file_tracker(path, **kw) -> MaskTracker:
 def test_a_mask_written_by_vidsr_mask_comes_back_unchanged(tmp_path):
     """``vidsr mask`` writes the feathered alpha; fed back as ``--mask FILE`` it is that alpha again
     (not re-thresholded at 0.5 and feathered once more, which grew the mask on every round trip)."""
-    from vidsr.io import EncodeOptions, Frame, probe, read_items
-    from vidsr.maskvideo import write_mask_video
-    from vidsr.sample import write_sample
+    from vidsr.media.io import EncodeOptions, Frame, probe, read_items
+    from vidsr.masks.video import write_mask_video
+    from vidsr.media.sample import write_sample
 
     src = write_sample(tmp_path / "in.mp4", spec=SampleSpec(width=320, height=180, seconds=0.4, audio=False))
     frames = [it.image for it in read_items(src, copy_streams=False) if isinstance(it, Frame)]
@@ -277,7 +277,7 @@ def test_a_hard_mask_file_is_cleaned_and_feathered(tmp_path):
 
 
 def test_edge_width_tells_a_step_from_a_ramp():
-    from vidsr.mask import SOFT_EDGE_PX, edge_width
+    from vidsr.masks.focus import SOFT_EDGE_PX, edge_width
 
     yy, xx = np.mgrid[:90, :160]
     disc = (((xx - 80) / 40.0) ** 2 + ((yy - 45) / 25.0) ** 2 < 1)

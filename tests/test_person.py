@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from vidsr.errors import ModelError
-from vidsr.mask import MaskTracker
-from vidsr.models import sha256_file
-from vidsr.person import GENERAL, LANDSCAPE, PersonEstimator, person_model_dir
-from vidsr.sample import sample_photo
+from vidsr.masks.focus import MaskTracker
+from vidsr.weights import sha256_file
+from vidsr.masks.person import GENERAL, LANDSCAPE, PersonEstimator, person_model_dir
+from vidsr.media.sample import sample_photo
 
 DATA = Path(__file__).parent / "data"
 SHA256 = {GENERAL: "8d13b7fae74af625c641226813616a2117bd6bca19eb3b75574621fc08557f27",

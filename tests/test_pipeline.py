@@ -5,9 +5,9 @@ import pytest
 from media import make_video, read_video, textured_frame
 
 from vidsr.composite import upscale_background
-from vidsr.io import EncodeOptions, probe
-from vidsr.mask import ConstantEstimator
-from vidsr.pipeline import UpscaleConfig, build_processor, upscale_video
+from vidsr.media.io import EncodeOptions, probe
+from vidsr.masks.focus import ConstantEstimator
+from vidsr.pipeline.run import UpscaleConfig, build_processor, upscale_video
 from vidsr.sr import sr_whole
 
 
@@ -123,7 +123,7 @@ def test_mask_stage_runs_in_its_own_thread(tmp_path, tiny_ckpt):
     import threading
     from dataclasses import dataclass, field
 
-    from vidsr.mask import FocusEstimator
+    from vidsr.masks.focus import FocusEstimator
 
     @dataclass
     class Recording:
@@ -163,7 +163,7 @@ def test_frames_upscaled_in_parallel_equal_one_at_a_time(tmp_path, tiny_ckpt, mo
 
     import torch
 
-    import vidsr.pipeline as pipeline
+    import vidsr.pipeline.run as pipeline
 
     src = make_video(tmp_path / "in.mp4", frames=11, width=64, height=48, fps=24, audio=True)
     seen: list[tuple[str, int]] = []
@@ -195,7 +195,7 @@ def test_frames_upscaled_in_parallel_equal_one_at_a_time(tmp_path, tiny_ckpt, mo
 
 
 def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt, monkeypatch):
-    import vidsr.pipeline as pipeline
+    import vidsr.pipeline.run as pipeline
 
     real = pipeline.FrameProcessor.process
     calls = []
@@ -216,7 +216,7 @@ def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt
 
 
 def test_default_frame_workers_by_mode_and_size():
-    from vidsr.pipeline import FULL_FRAME_ONE_WORKER_PX, frame_workers, torch_threads
+    from vidsr.pipeline.run import FULL_FRAME_ONE_WORKER_PX, frame_workers, torch_threads
 
     big, small = FULL_FRAME_ONE_WORKER_PX, 960 * 540
     with torch_threads(2):

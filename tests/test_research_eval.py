@@ -15,7 +15,7 @@ from media import textured_frame
 
 from vidsr.arch import Compact
 from vidsr.errors import InputError
-from vidsr.models import load_checkpoint, save_checkpoint
+from vidsr.weights import load_checkpoint, save_checkpoint
 from vidsr.train.cli import eval_command, train_command
 from vidsr.train.data import PatchConfig
 from vidsr.train.dataset import FrameMaps, SampleInfo, compose_sample, sample_id, write_manifest

@@ -9,7 +9,7 @@ import pytest
 from media import make_clip, make_video, read_video
 
 from vidsr.errors import InputError, OutputError
-from vidsr.segments import join_segments, plan_segments, split_points, write_segment
+from vidsr.media.segments import join_segments, plan_segments, split_points, write_segment
 
 
 def make_gop_video(path: Path, *, frames: int = 60, fps: int = 24, gop: int = 12, bframes: int = 2,

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from vidsr.arch import Compact
 from vidsr.errors import InputError
-from vidsr.models import load_checkpoint
+from vidsr.weights import load_checkpoint
 from vidsr.train.cli import eval_sr_command, train_command
 from vidsr.train.data import PatchConfig, augment, build_patch_cache, list_images, sample_hr
 from vidsr.train.degrade import (

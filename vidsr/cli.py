@@ -10,17 +10,17 @@ from pathlib import Path
 
 import click
 
-from vidsr.openmp import short_waits
+from vidsr.platform import short_waits
 
 # vidsr runs torch beside its own decode, mask and encode threads on few cores: OpenMP threads may
-# spin only briefly (vidsr.openmp). Set before torch loads; the environment's own setting wins.
+# spin only briefly (vidsr.platform). Set before torch loads; the environment's own setting wins.
 short_waits()
 
 from vidsr.errors import VidsrError  # noqa: E402
 
 
 DEFAULT_MODELS_HELP = "compact-x2-lite for x2, compact-x4 for x4"
-"""vidsr.models.DEFAULT_MODELS in words (that module loads torch, which the CLI loads late; a test ties the two)."""
+"""vidsr.weights.DEFAULT_MODELS in words (that module loads torch, which the CLI loads late; a test ties the two)."""
 _MODEL_HELP = f"Shipped model name or a .pt checkpoint [default: {DEFAULT_MODELS_HELP}]."
 
 
@@ -63,7 +63,7 @@ class _Group(click.Group):
 
 def _scale(scale: str | None, model: str | None) -> int:
     """--scale, else the scale of the model --model names (2 without --model)."""
-    from vidsr.models import model_scale
+    from vidsr.weights import model_scale
 
     return model_scale(model, int(scale) if scale else None)
 
@@ -108,7 +108,7 @@ def _mask_options(f):
 def _warn_slow_bf16(precision: str, device: str, option: str) -> None:
     """One warning line when bf16 is asked of a CPU that only emulates it."""
     if precision == "bf16" and not device.startswith("cuda"):
-        from vidsr.cpu import BF16_SLOW, native_bf16
+        from vidsr.platform import BF16_SLOW, native_bf16
 
         if not native_bf16():
             click.echo(f"warning: {option} bf16: {BF16_SLOW}", err=True)
@@ -116,7 +116,7 @@ def _warn_slow_bf16(precision: str, device: str, option: str) -> None:
 
 def _mask_spec(mask: str, depth_model: Path | None, depth_batch: int | None, depth_size: int | None,
                depth_precision: str, focus_point: str | None, depth_tolerance: float, device: str):
-    from vidsr.estimators import MaskSpec, parse_mask
+    from vidsr.masks.factory import MaskSpec, parse_mask
 
     if depth_model is not None:
         _warn_slow_bf16(depth_precision, device, "--depth-precision")
@@ -197,10 +197,10 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
     """
     from tqdm import tqdm
 
-    from vidsr.estimators import build_estimator
-    from vidsr.io import EncodeOptions, probe
-    from vidsr.pipeline import UpscaleConfig, upscale_video
-    from vidsr.sample import write_sample
+    from vidsr.masks.factory import build_estimator
+    from vidsr.media.io import EncodeOptions, probe
+    from vidsr.pipeline.run import UpscaleConfig, upscale_video
+    from vidsr.media.sample import write_sample
 
     if sample == (input is not None):
         _fail("give either INPUT or --sample")
@@ -224,7 +224,7 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
         resume=resume, input_rate=_fraction(input_fps, "--input-fps") if input_fps else None,
         frame_workers=frame_workers,
     )
-    from vidsr.distributed import is_batch
+    from vidsr.scaleout.distributed import is_batch
 
     if workers is not None or ray_address is not None or (input is not None and is_batch(input)):
         _upscale_scaled(input, output, config, spec, sample=sample, workers=workers, ray_address=ray_address,
@@ -281,12 +281,12 @@ def _upscale_scaled(input: Path | None, output: Path, config, spec, *, sample: b
 
     from tqdm import tqdm
 
-    from vidsr.distributed import (ScaleOut, batch_jobs, find_inputs, is_batch, is_complete, require_ray,
+    from vidsr.scaleout.distributed import (ScaleOut, batch_jobs, find_inputs, is_batch, is_complete, require_ray,
                                    upscale_many)
-    from vidsr.estimators import build_estimator
-    from vidsr.io import probe
-    from vidsr.pipeline import upscale_video
-    from vidsr.sample import write_sample
+    from vidsr.masks.factory import build_estimator
+    from vidsr.media.io import probe
+    from vidsr.pipeline.run import upscale_video
+    from vidsr.media.sample import write_sample
 
     if ray_address is not None and workers is None:
         _fail("--ray-address needs --workers N")
@@ -408,10 +408,10 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
                  mask_every: int | None, fg_threshold: float | None, feather: float, device: str, crf: int,
                  quiet: bool) -> None:
     """Run only the mask stage on INPUT and write the soft mask as a grey video (same size, frames, pts)."""
-    from vidsr.estimators import build_estimator
-    from vidsr.io import EncodeOptions, probe
-    from vidsr.mask import MaskTracker
-    from vidsr.maskvideo import write_mask_video
+    from vidsr.masks.factory import build_estimator
+    from vidsr.media.io import EncodeOptions, probe
+    from vidsr.masks.focus import MaskTracker
+    from vidsr.masks.video import write_mask_video
 
     if str(input) == "-":
         _fail("vidsr mask reads a file, not '-' (stdin)")
@@ -465,10 +465,10 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
     """Render plain upscale, full-frame SR, partial SR and the mask side by side (and a crop sheet)."""
     from tqdm import tqdm
 
-    from vidsr.compare import CompareConfig, compare_video, format_psnr, parse_frames, parse_methods
-    from vidsr.io import EncodeOptions
-    from vidsr.pipeline import UpscaleConfig
-    from vidsr.sample import write_sample
+    from vidsr.compare.run import CompareConfig, compare_video, format_psnr, parse_frames, parse_methods
+    from vidsr.media.io import EncodeOptions
+    from vidsr.pipeline.run import UpscaleConfig
+    from vidsr.media.sample import write_sample
 
     if sample == (input is not None):
         _fail("give either INPUT or --sample")
@@ -522,7 +522,7 @@ def compare(input: Path | None, output: Path | None, sheet: Path | None, sample:
                    "subject; its crops are ground truth when the photo is at least 2x --size).")
 def sample(output: Path, seconds: float, fps: int, size: str, ground_truth: bool, photo: Path | None) -> None:
     """Write the built-in sample clip (a pan over a real shallow-DoF photo, with audio) to OUTPUT."""
-    from vidsr.sample import SampleSpec, sample_photo, write_sample
+    from vidsr.media.sample import SampleSpec, sample_photo, write_sample
 
     try:
         w, h = (int(v) for v in size.lower().split("x"))
@@ -568,7 +568,7 @@ def bench(input: Path | None, scale: str | None, model: str | None, backends: tu
           repeat: int, tile: int, batch: int, merge: bool, mask_every: int, gt: Path | None, sweep_fg: bool,
           json_path: Path | None, md_path: Path | None, plot_path: Path | None, quiet: bool) -> None:
     """Per-stage throughput (and quality, with ground truth) of partial vs full-frame SR per backend."""
-    from vidsr.bench import BenchConfig, default_backends, plot, run_bench, to_markdown, write_json
+    from vidsr.bench.run import BenchConfig, default_backends, plot, run_bench, to_markdown, write_json
 
     from typing import get_args
 
@@ -603,7 +603,7 @@ def bench(input: Path | None, scale: str | None, model: str | None, backends: tu
 @main.command("models")
 def list_models() -> None:
     """List the shipped models."""
-    from vidsr.models import DEFAULT_MODELS, models_dir, read_manifest
+    from vidsr.weights import DEFAULT_MODELS, models_dir, read_manifest
 
     manifest = read_manifest()
     if not manifest:
@@ -653,7 +653,7 @@ def export_command(model: str | None, scale: str | None, depth_model: Path | Non
                    list_only: bool, quiet: bool) -> None:
     """Export a model to ONNX (checked against torch) and optionally build a TensorRT engine."""
     from vidsr.export import Profile, export_dir, export_model, list_cache, parse_shape, pipeline_profile
-    from vidsr.models import resolve_model
+    from vidsr.weights import resolve_model
 
     folder = output_dir or export_dir()
     if list_only:
@@ -669,7 +669,7 @@ def export_command(model: str | None, scale: str | None, depth_model: Path | Non
     if onnx_only and trt:
         _fail("give --onnx or --trt, not both (--trt writes the ONNX file too)")
     if depth_model is not None:
-        from vidsr.depth import load_depth_folder, module_family
+        from vidsr.masks.depth import load_depth_folder, module_family
         from vidsr.export import export_depth_checked
 
         depth_net = load_depth_folder(depth_model)

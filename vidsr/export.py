@@ -30,7 +30,7 @@ from torch import nn
 from vidsr.arch import ModelDescriptor
 from vidsr.backends import Engine
 from vidsr.errors import BackendUnavailable, InputError, OutputError, VidsrError
-from vidsr.models import sha256_file
+from vidsr.weights import sha256_file
 
 INPUT_NAME = "lr"
 OUTPUT_NAME = "sr"
@@ -591,7 +591,7 @@ def _max_abs_diff(run: Callable[[np.ndarray], np.ndarray], model: nn.Module, *,
 def sample_for_precision(scale: int, *, frames: int = 4, width: int = 320,
                          height: int = 180) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(LR frames, HR ground truth) from the built-in sample clip, ``frames`` spread over the pan."""
-    from vidsr.sample import SampleSpec, sample_frames
+    from vidsr.media.sample import SampleSpec, sample_frames
 
     spec = SampleSpec(width=width, height=height, fps=frames, seconds=1.0, gt_scale=scale, audio=False)
     return list(sample_frames(spec)), list(sample_frames(spec, ground_truth=True))
@@ -666,16 +666,16 @@ def export_model(model: nn.Module, descriptor: ModelDescriptor, *, trt: bool = F
 def export_depth_checked(model: nn.Module, *, name: str, folder: Path | None = None,
                          input_size: tuple[int, int] = (252, 448), opset: int = DEFAULT_OPSET,
                          rtol: float = 1e-3) -> OnnxExport:
-    """Export a Depth Anything module (vidsr.depth) to ONNX and check it against torch.
+    """Export a Depth Anything module (vidsr.masks.depth) to ONNX and check it against torch.
 
     The depth file has a dynamic batch axis and a fixed (H, W) = ``input_size`` (see
-    :func:`vidsr.depth.export_depth_onnx`). ``max_abs_error`` here is relative to the largest
+    :func:`vidsr.masks.depth.export_depth_onnx`). ``max_abs_error`` here is relative to the largest
     |depth| of the torch output (depth is unnormalised). A file that fails is deleted.
     """
     import onnxruntime as ort
 
-    from vidsr.depth import INPUT_NAME as DEPTH_IN
-    from vidsr.depth import export_depth_onnx
+    from vidsr.masks.depth import INPUT_NAME as DEPTH_IN
+    from vidsr.masks.depth import export_depth_onnx
 
     h, w = input_size
     path = (folder or export_dir()) / f"depth-{_slug(name)}-{h}x{w}-op{opset}-{weights_digest(model)[:16]}.onnx"

@@ -35,7 +35,7 @@ class OrtEngine:
             providers = [("CUDAExecutionProvider", {"device_id": int(dev[1]) if len(dev) > 1 else 0}),
                          "CPUExecutionProvider"]
         elif backend.device == "cpu":
-            from vidsr.backends.malloc import keep_heap
+            from vidsr.platform import keep_heap
 
             keep_heap()
             providers = ["CPUExecutionProvider"]

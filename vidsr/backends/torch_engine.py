@@ -37,7 +37,7 @@ class TorchEngine:
         self.model = copy.deepcopy(model).to(self.device, self._dtype).eval()
         self.model = self.model.to(memory_format=self.memory_format)
         if not on_cuda:
-            from vidsr.backends.malloc import keep_heap
+            from vidsr.platform import keep_heap
 
             keep_heap()
         self._graphs = None

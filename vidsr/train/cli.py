@@ -33,7 +33,7 @@ def _eval_images(*, use_skimage: bool, folders: tuple[Path, ...], long_side: int
 
 def _load_model(name_or_path: str) -> tuple[nn.Module, ModelDescriptor]:
     """A checkpoint path, or a model name from models/manifest.json, at its own scale."""
-    from vidsr.models import resolve_model
+    from vidsr.weights import resolve_model
 
     return resolve_model(name_or_path, scale=None)  # raises a clear ModelError for unknown names
 

@@ -5,10 +5,10 @@ set stores one image per sample with three panels side by side: the frame, its d
 grey, and the frame with the background blacked out. This module builds that format from
 videos (every k-th frame, or the first frames of shots) and photographs:
 
-- the grey map is the weight-free focus map (:func:`vidsr.mask.focus_score`, bright = sharp)
+- the grey map is the weight-free focus map (:func:`vidsr.masks.focus.focus_score`, bright = sharp)
   by default, or normalised inverse depth (bright = near) from a Depth Anything model when
   one is given; the mask is the in-focus band of that map, thresholded, cleaned and feathered
-  exactly as ``vidsr upscale`` does (:class:`vidsr.mask.MaskTracker`, one frame at a time);
+  exactly as ``vidsr upscale`` does (:class:`vidsr.masks.focus.MaskTracker`, one frame at a time);
 - frames are processed by a ``multiprocessing`` pool (spawned workers) with a progress bar;
 - train/test split is by *source*, so frames of one clip never land in both splits.
 
@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from vidsr.errors import InputError, OutputError
-from vidsr.mask import FocusEstimator, MaskTracker, focus_score, work_size
+from vidsr.masks.focus import FocusEstimator, MaskTracker, focus_score, work_size
 from vidsr.train.data import IMAGE_SUFFIXES, load_rgb, resize_long_side
 
 FORMAT = "vidsr-dataset"
@@ -68,7 +68,7 @@ class BuildConfig:
         depth_size: long side of the depth network's input (None: the network's default).
         depth_tolerance: half-width of the in-focus depth band (normalised inverse depth).
         mask_max_side: working resolution of the map and mask.
-        focus_floor: the focus map's ``floor`` (:func:`vidsr.mask.focus_score`). Higher than the
+        focus_floor: the focus map's ``floor`` (:func:`vidsr.masks.focus.focus_score`). Higher than the
             streaming default (2e-5), because on still photos the grain of smooth bokeh and sky
             otherwise scores as "sharp"; 1e-3 keeps the masks on the subjects (checked by eye on
             the lomiri/mate photos of the README's Research section).
@@ -251,8 +251,8 @@ def select_frames(path: Path, *, every: int, select: Select = "every", max_frame
     absolute difference of tiny grey thumbnails above ``cut_threshold``), plus every k-th
     frame after it within the shot when ``every`` > 0.
     """
-    from vidsr.io import Frame, read_items
-    from vidsr.mask import thumb
+    from vidsr.media.io import Frame, read_items
+    from vidsr.masks.focus import thumb
 
     kept, prev, shot_start = 0, None, 0
     for item in read_items(path, copy_streams=False):
@@ -291,8 +291,8 @@ def frame_maps(image: np.ndarray, *, depth_net=None, max_side: int = 480, feathe
         grey = score = focus_score(image, max_side=max_side, floor=focus_floor)
         threshold = None
     else:
-        from vidsr.depth import predict
-        from vidsr.focal import FocalOptions, band_score, choose_focal, normalize_depth
+        from vidsr.masks.depth import predict
+        from vidsr.masks.focal import FocalOptions, band_score, choose_focal, normalize_depth
 
         grey = normalize_depth(predict(depth_net, [image], out_size=size)[0])
         focal = FocalOptions(mode="focus", tolerance=depth_tolerance)
@@ -360,7 +360,7 @@ def _init_worker(root: str, config: dict) -> None:
     _WORKER["config"] = config
     _WORKER["net"] = None
     if config["depth_model"] not in (None, "None"):
-        from vidsr.depth import load_depth_net
+        from vidsr.masks.depth import load_depth_net
 
         _WORKER["net"] = load_depth_net(config["depth_model"], long_side=config["depth_size"], batch=1)
 
@@ -438,7 +438,7 @@ def build_dataset(sources: Sequence[Path], out: Path, *, config: BuildConfig = B
     rows: list[SampleInfo] = []
     jobs = _jobs(found, splits, config)
     if config.depth_model is not None and not Path(config.depth_model).exists():
-        from vidsr.depth import load_depth_net
+        from vidsr.masks.depth import load_depth_net
 
         load_depth_net(config.depth_model)  # raises the clear "not found" error here, not in a worker
     if config.workers == 1:

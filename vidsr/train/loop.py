@@ -9,7 +9,7 @@ A run folder holds:
   config.json    the TrainConfig (resume refuses a different one)
   metrics.jsonl  one line per log interval (train loss, fixed-batch validation L1, lr, time)
   state.pt       everything needed to resume (weights, Adam state, RNG states, step)
-  model.pt       the final network as a vidsr checkpoint (vidsr.models.save_checkpoint)
+  model.pt       the final network as a vidsr checkpoint (vidsr.weights.save_checkpoint)
   metrics.json   summary written at the end (and extended by evaluation)
 """
 
@@ -31,7 +31,7 @@ from torch import nn
 from vidsr.arch import Compact, ESPCN
 from vidsr.arch.compact import Residual
 from vidsr.errors import InputError
-from vidsr.models import save_checkpoint
+from vidsr.weights import save_checkpoint
 from vidsr.train.data import PatchConfig, build_patch_cache, list_images, sample_hr
 from vidsr.train.dataset import is_dataset, read_dataset
 from vidsr.train.degrade import DegradeConfig, degrade_batch
@@ -207,7 +207,7 @@ def _dataset_summary(cfg: TrainConfig, source: MaskedPatchSource | None) -> dict
 
 def load_init(model: nn.Module, path: Path) -> None:
     """Copy the weights of the vidsr checkpoint at ``path`` into ``model`` (same architecture)."""
-    from vidsr.models import load_checkpoint
+    from vidsr.weights import load_checkpoint
 
     other, _ = load_checkpoint(path)
     try:

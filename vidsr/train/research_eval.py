@@ -31,7 +31,7 @@ from torch import nn
 from vidsr.arch import ModelDescriptor
 from vidsr.composite import upscale_background
 from vidsr.errors import InputError
-from vidsr.mask import FocusEstimator, MaskFrame, MaskTracker
+from vidsr.masks.focus import FocusEstimator, MaskFrame, MaskTracker
 from vidsr.train.dataset import load_sample, read_dataset
 from vidsr.train.degrade import Downscale, downscale
 from vidsr.train.evaluate import psnr, rgb_to_y, ssim_map
@@ -90,7 +90,7 @@ def region_scores(out: np.ndarray, hr: np.ndarray, fg: np.ndarray, *, shave: int
 
 def _processor(nm: NamedModel, lr_shape: tuple[int, int], *, full_frame: bool, tile: int, feather_px: float):
     from vidsr.backends import backend_from_name, create_engine
-    from vidsr.pipeline import FrameProcessor, merge_window_px
+    from vidsr.pipeline.run import FrameProcessor, merge_window_px
     from vidsr.tiling import plan_tiles
 
     engine = create_engine(nm.model, nm.descriptor, backend_from_name("torch", device="cpu", tile=tile))

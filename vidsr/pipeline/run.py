@@ -28,9 +28,9 @@ import torch
 
 from vidsr.backends import Engine, backend_from_name, create_engine
 from vidsr.composite import BgMethod, blend_tiles, upscale_background
-from vidsr.deinterlace import DeinterlaceMode
+from vidsr.media.deinterlace import DeinterlaceMode
 from vidsr.errors import InputError
-from vidsr.io import (
+from vidsr.media.io import (
     STDIO,
     DecodeStats,
     EncodeOptions,
@@ -43,9 +43,9 @@ from vidsr.io import (
     check_output_path,
     is_sequence,
 )
-from vidsr.mask import FocusEstimator, MaskEstimator, MaskFrame, MaskTracker
-from vidsr.models import resolve_model
-from vidsr.resume import ResumeJob, Segmenter, SegmentStart, fingerprint
+from vidsr.masks.focus import FocusEstimator, MaskEstimator, MaskFrame, MaskTracker
+from vidsr.weights import resolve_model
+from vidsr.pipeline.resume import ResumeJob, Segmenter, SegmentStart, fingerprint
 from vidsr.sr import sr_tiles, stitch
 from vidsr.tiling import (
     Tile,
@@ -93,9 +93,9 @@ class UpscaleConfig:
     queue_size: int = 8
     save_mask: Path | None = None
     strict: bool = False  # fail (no output) when packets were corrupt or the input was cut short
-    deinterlace: DeinterlaceMode = "auto"  # interlaced frames through bwdif (vidsr.deinterlace)
+    deinterlace: DeinterlaceMode = "auto"  # interlaced frames through bwdif (vidsr.media.deinterlace)
     input_rate: Fraction | None = None  # frame rate of an image-sequence input (default 25)
-    resume: bool = False  # work in resumable segments kept beside the output (see vidsr.resume)
+    resume: bool = False  # work in resumable segments kept beside the output (see vidsr.pipeline.resume)
     segment_frames: int = 120  # with resume: a segment starts at the first keyframe after this many
     frame_workers: int | None = None  # frames upscaled at once (None: 2 for torch on a multi-core CPU)
 
@@ -361,12 +361,12 @@ def upscale_video(input_path: str | Path, output_path: str | Path, *, config: Up
     at 10 bits unless ``config.encode.pix_fmt`` says otherwise. Corrupt packets are skipped
     and reported in ``warnings``; with ``config.strict`` they fail the run (no output).
     With ``config.resume`` the work is kept in segments beside the output and a stopped
-    run continues where it stopped (:mod:`vidsr.resume`).
+    run continues where it stopped (:mod:`vidsr.pipeline.resume`).
 
     Args:
         estimator: mask estimator (default: the weight-free focus map).
         on_frame: called after each frame with the running report (progress bars).
-        window: upscale only this stretch, warming the mask up before it (``vidsr.distributed``).
+        window: upscale only this stretch, warming the mask up before it (``vidsr.scaleout.distributed``).
         output_info: describe the output with this (the whole video's) instead of the input's
             info, when the input is a piece cut out of a longer video.
         engine: an already built engine instead of loading ``config.model``.

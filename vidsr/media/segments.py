@@ -26,7 +26,7 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import (can_copy, carries, embed, embedded, is_side, main_video_stream, read_chapters,
+from vidsr.media.io import (can_copy, carries, embed, embedded, is_side, main_video_stream, read_chapters,
                       write_chapters)
 
 # container/stream tags that describe the old file rather than its content

@@ -16,8 +16,8 @@ import numpy as np
 
 from vidsr.checks import check_image
 from vidsr.errors import BackendUnavailable, ModelError
-from vidsr.mask import work_size
-from vidsr.models import models_dir
+from vidsr.masks.focus import work_size
+from vidsr.weights import models_dir
 
 GENERAL = "selfie_segmentation.tflite"
 LANDSCAPE = "selfie_segmentation_landscape.tflite"

@@ -31,10 +31,10 @@ import numpy as np
 from vidsr.checks import check_image
 from vidsr.composite import upscale_background
 from vidsr.errors import InputError, OutputError
-from vidsr.io import (Frame, Passthrough, VideoInfo, VideoWriter, atomic_output, check_output_path, probe,
+from vidsr.media.io import (Frame, Passthrough, VideoInfo, VideoWriter, atomic_output, check_output_path, probe,
                       read_items)
-from vidsr.mask import FocusEstimator, MaskEstimator
-from vidsr.pipeline import FrameProcessor, FrameResult, UpscaleConfig, build_processor
+from vidsr.masks.focus import FocusEstimator, MaskEstimator
+from vidsr.pipeline.run import FrameProcessor, FrameResult, UpscaleConfig, build_processor
 from vidsr.tiling import TilePlan
 
 Method = Literal["plain", "full", "partial", "mask"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from vidsr.checks import check_image
 from vidsr.errors import InputError
-from vidsr.mask import SOFT_EDGE_PX, FocusEstimator, MaskEstimator, edge_width, work_size
+from vidsr.masks.focus import SOFT_EDGE_PX, FocusEstimator, MaskEstimator, edge_width, work_size
 
 MaskKind = Literal["focus", "depth", "depth+focus", "person", "file"]
 MASK_KINDS = ("focus", "depth", "depth+focus", "person")
@@ -99,7 +99,7 @@ class FileMaskEstimator:
     ``vidsr mask``, or made or edited in other tools. White = foreground.
 
     Its frames are ``final``: the tracker takes each as it is, with no smoothing over time
-    (:meth:`vidsr.mask.MaskTracker._take`). ``soft`` says whether the last frame's edge is a ramp
+    (:meth:`vidsr.masks.focus.MaskTracker._take`). ``soft`` says whether the last frame's edge is a ramp
     (a feathered matte, used as the blend alpha) rather than a step (feathered by the tracker)."""
 
     path: Path
@@ -113,13 +113,13 @@ class FileMaskEstimator:
     used: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
-        from vidsr.io import probe
+        from vidsr.media.io import probe
 
         self.path = Path(self.path)
         probe(self.path)  # a clear error now if it is not a video
 
     def _iter(self) -> Iterator[np.ndarray]:
-        from vidsr.io import Frame, read_items
+        from vidsr.media.io import Frame, read_items
 
         for item in read_items(self.path, copy_streams=False):
             if isinstance(item, Frame):
@@ -158,7 +158,7 @@ def build_estimator(spec: MaskSpec, *, frame_size: tuple[int, int] | None = None
             raise InputError("--focus-point needs a depth mask: --mask depth")
         return FocusEstimator()
     if spec.kind == "person":
-        from vidsr.person import PersonEstimator
+        from vidsr.masks.person import PersonEstimator
 
         return PersonEstimator()
     if spec.kind == "file":
@@ -167,8 +167,8 @@ def build_estimator(spec: MaskSpec, *, frame_size: tuple[int, int] | None = None
         return FileMaskEstimator(path=spec.path)
     if spec.depth_batch is not None and spec.depth_batch < 1:
         raise InputError(f"--depth-batch must be >= 1, got {spec.depth_batch}")
-    from vidsr.depth import load_depth_net
-    from vidsr.focal import DepthMaskEstimator, FocalOptions, parse_focus_point
+    from vidsr.masks.depth import load_depth_net
+    from vidsr.masks.focal import DepthMaskEstimator, FocalOptions, parse_focus_point
 
     if spec.focus_point is not None:
         h, w = frame_size if frame_size is not None else (None, None)

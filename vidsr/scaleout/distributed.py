@@ -1,12 +1,12 @@
 """Segment-parallel upscaling on Ray: long videos and batches over many workers.
 
 The driver (the process that calls :func:`upscale_distributed` / :func:`upscale_many`)
-plans each input's segments at keyframes (:mod:`vidsr.segments`), hands them to a pool
+plans each input's segments at keyframes (:mod:`vidsr.media.segments`), hands them to a pool
 of Ray actors, shows one progress count for all of them, and joins each input's upscaled
 segments by stream copy once they are all done. Each actor loads the model once and
 upscales one segment at a time: it cuts the segment out of the input by stream copy
-(warm-up frames included), runs :func:`vidsr.pipeline.upscale_video` on it with a
-:class:`~vidsr.pipeline.FrameWindow`, and writes the result into the segment cache.
+(warm-up frames included), runs :func:`vidsr.pipeline.run.upscale_video` on it with a
+:class:`~vidsr.pipeline.run.FrameWindow`, and writes the result into the segment cache.
 
 The segment cache is a folder of finished segments named by a content key (the
 segment's packets and window, the settings, the model's checksum). A segment whose file
@@ -32,10 +32,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from vidsr.errors import BackendUnavailable, InputError, VidsrError
-from vidsr.io import VideoInfo, atomic_output, check_output_path, is_sequence, muxer_name, probe
-from vidsr.mask import MaskEstimator
-from vidsr.pipeline import FrameWindow, UpscaleConfig, load_engine, upscale_video
-from vidsr.segments import (
+from vidsr.media.io import VideoInfo, atomic_output, check_output_path, is_sequence, muxer_name, probe
+from vidsr.masks.focus import MaskEstimator
+from vidsr.pipeline.run import FrameWindow, UpscaleConfig, load_engine, upscale_video
+from vidsr.media.segments import (
     Segment,
     SegmentPlan,
     join_segments,
@@ -178,7 +178,7 @@ def is_complete(input_path: Path, output_path: Path, *, scale: int | None = None
 def settings_key(config: UpscaleConfig, mask_key: str) -> str:
     """Hash of everything besides the input that changes a segment's output."""
     from vidsr import __version__ as version
-    from vidsr.models import DEFAULT_MODELS, read_manifest, sha256_file
+    from vidsr.weights import DEFAULT_MODELS, read_manifest, sha256_file
 
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_KEY}
     model = config.model or DEFAULT_MODELS.get(config.scale, "")

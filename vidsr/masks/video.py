@@ -12,9 +12,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from vidsr.errors import InputError
-from vidsr.io import (EncodeOptions, Frame, VideoWriter, atomic_output, check_output_path, probe,
+from vidsr.media.io import (EncodeOptions, Frame, VideoWriter, atomic_output, check_output_path, probe,
                       read_items)
-from vidsr.mask import MaskTracker
+from vidsr.masks.focus import MaskTracker
 
 
 @dataclass

@@ -35,7 +35,7 @@ import av.error
 import numpy as np
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import Frame, Passthrough, VideoWriter, carries, is_side, main_video_stream
+from vidsr.media.io import Frame, Passthrough, VideoWriter, carries, is_side, main_video_stream
 
 JOURNAL = "journal.json"
 VERSION = 1

@@ -345,7 +345,7 @@ class MaskTracker:
         else:
             st.since_anchor += 1
         if self.carry == "flow":
-            from vidsr.flow import flow_gray
+            from vidsr.masks.flow import flow_gray
 
             st.prev_gray = flow_gray(image, st.ema.shape)
         if st.alpha_of is not st.binary or st.alpha.shape != image.shape[:2]:
@@ -373,7 +373,7 @@ class MaskTracker:
 
     def _carry(self, image: np.ndarray) -> None:
         """Warp the smoothed score and the binary mask from the previous frame into this one."""
-        from vidsr.flow import backward_flow, flow_gray, warp_back
+        from vidsr.masks.flow import backward_flow, flow_gray, warp_back
 
         st = self.state
         if st.prev_gray is None or st.ema is None or st.prev_gray.shape != st.ema.shape:

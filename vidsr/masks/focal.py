@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 
 from vidsr.checks import check_image
-from vidsr.depth import DepthNet, predict
+from vidsr.masks.depth import DepthNet, predict
 from vidsr.errors import InputError
-from vidsr.mask import focus_score, work_size
+from vidsr.masks.focus import focus_score, work_size
 
 FocalMode = Literal["focus", "point", "nearest"]
 

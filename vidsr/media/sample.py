@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from vidsr.errors import InputError, OutputError
-from vidsr.io import atomic_output, check_output_path, muxer_name
+from vidsr.media.io import atomic_output, check_output_path, muxer_name
 
 SAMPLE_RATE = 48000
 

@@ -30,7 +30,7 @@ import av.error
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, VideoReformatter
 
-from vidsr.deinterlace import DeinterlaceMode, Deinterlacer, is_interlaced
+from vidsr.media.deinterlace import DeinterlaceMode, Deinterlacer, is_interlaced
 from vidsr.errors import InputError, OutputError
 
 log = logging.getLogger("vidsr")
@@ -286,7 +286,7 @@ class Reader:
         deep: frames of inputs deeper than 8 bits come out as (H, W, 3) uint16, else uint8.
         rate: frame rate of an image sequence (default 25); ignored for other inputs.
         deinterlace: auto deinterlaces the frames flagged interlaced (from the first such frame
-            on, with bwdif: :mod:`vidsr.deinterlace`), all every frame, off none.
+            on, with bwdif: :mod:`vidsr.media.deinterlace`), all every frame, off none.
     """
 
     def __init__(self, source: str | os.PathLike, *, copy_streams: bool = True, deep: bool = False,

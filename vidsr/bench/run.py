@@ -30,12 +30,12 @@ import numpy as np
 
 from vidsr.backends import backend_from_name, create_engine
 from vidsr.composite import upscale_background
-from vidsr.cpu import cpu_info
+from vidsr.platform import cpu_info
 from vidsr.errors import BackendUnavailable, InputError, VidsrError
-from vidsr.io import EncodeOptions, Frame, probe, read_items
-from vidsr.mask import FocusEstimator, MaskEstimator, MaskTracker, work_size
-from vidsr.models import resolve_model
-from vidsr.pipeline import FrameProcessor, merge_window_px
+from vidsr.media.io import EncodeOptions, Frame, probe, read_items
+from vidsr.masks.focus import FocusEstimator, MaskEstimator, MaskTracker, work_size
+from vidsr.weights import resolve_model
+from vidsr.pipeline.run import FrameProcessor, merge_window_px
 from vidsr.tiling import plan_tiles
 
 STAGES = ("decode", "mask", "sr", "background", "composite", "encode")
@@ -87,7 +87,7 @@ class ConfigResult:
 def default_backends() -> tuple[str, ...]:
     """What ``vidsr bench`` times unless told: torch fp32, torch bf16 where the CPU has native bf16
     (emulated bf16 takes ~10x fp32's time and tells nothing about deployment), ONNX Runtime."""
-    from vidsr.cpu import native_bf16
+    from vidsr.platform import native_bf16
 
     return ("torch", "torch-bf16", "ort") if native_bf16() else ("torch", "ort")
 
@@ -375,7 +375,7 @@ def _gt_frames(input_path: Path | None, gt_path: Path | None, n: int, sample_spe
         frames, _ = _load_frames(gt_path, n)
         return [f.image for f in frames]
     if input_path is None and sample_spec is not None:
-        from vidsr.sample import sample_frames
+        from vidsr.media.sample import sample_frames
 
         out = []
         for img in sample_frames(sample_spec, ground_truth=True):
@@ -391,7 +391,7 @@ def run_bench(input_path: Path | None, *, config: BenchConfig, gt_path: Path | N
     """Run every configuration on the same frames and return the report dict."""
     import tempfile
 
-    from vidsr.sample import SampleSpec, write_sample
+    from vidsr.media.sample import SampleSpec, write_sample
 
     sample_spec = None
     with tempfile.TemporaryDirectory(prefix="vidsr-bench-", dir=workdir) as tmp:

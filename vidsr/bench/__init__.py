@@ -1,0 +1,1 @@
+"""Throughput and quality benchmarks of the upscale stages (``vidsr bench``)."""

@@ -1,0 +1,1 @@
+"""Video in and out with PyAV: opening inputs, decoding, encoding, streams, segments, the sample clip."""

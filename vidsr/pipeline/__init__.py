@@ -1,0 +1,1 @@
+"""The frame-streaming upscale: configuration, worker stages, the run and resumable segments."""

@@ -1,0 +1,101 @@
+"""The machine under vidsr: CPU features, how OpenMP threads wait, and glibc heap settings.
+
+Nothing here imports torch at module level: the CLI calls :func:`short_waits` before torch loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+# -------------------------------------------------------------------------------- cpu
+# What this CPU offers the engines: its name and the vector extensions that decide their speed.
+
+# flags (as /proc/cpuinfo names them) that change which kernels oneDNN and ONNX Runtime can use
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> dict:
+    """{"name", "family", "model", "isa"}: the model name, CPUID family/model numbers (None where the
+    system does not tell) and which of :data:`ISA_FLAGS` the CPU has (Linux)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break  # the first processor is enough
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+
+    def number(key: str) -> int | None:
+        value = fields.get(key, "")
+        return int(value) if value.isdigit() else None
+
+    return {"name": fields.get("model name") or platform.processor() or platform.machine(),
+            "family": number("cpu family"), "model": number("model"),
+            "isa": [f for f in ISA_FLAGS if f in flags]}
+
+
+def native_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere oneDNN emulates it,
+    several times slower than fp32."""
+    import torch
+
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+BF16_SLOW = "this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 runs emulated, several times slower than fp32"
+
+
+# -------------------------------------------------------------------------------- openmp waits
+# How torch's OpenMP threads wait between operators. Environment only: call before torch loads.
+
+SPIN_COUNT = "3000"
+"""GNU OpenMP busy-wait spins before a thread sleeps: enough to bridge the gaps between the operators
+of one network call, short enough to free the core for the decode, mask and encode threads."""
+
+
+def short_waits() -> None:
+    """Let OpenMP threads spin briefly, then sleep, unless the environment already says how they wait.
+
+    Spinning without end (torch's default spins ~300k times) takes the cores vidsr's own threads need;
+    sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) makes every operator wake the threads up, which
+    made the SR stage ~20 % slower on 2 cores (benchmarks/README.md). ``KMP_BLOCKTIME=0`` keeps the
+    LLVM/Intel OpenMP runtimes (other platforms' torch builds) sleeping at once."""
+    if any(k in os.environ for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")):
+        return
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
+
+
+# -------------------------------------------------------------------------------- malloc
+# Keep the CPU engine's large activations in the heap between network calls.
+#
+# glibc hands allocations above its mmap threshold (at most 32 MB, adapted at run time) to
+# mmap and gives freed heap tops back to the kernel, so a network whose activations are a few
+# megabytes page-faults all of them in again on every call. On this project's 2-core benchmark
+# machine that doubled the time of 80x528 px and larger windows. Raising the thresholds keeps
+# the pages; the extra resident memory is bounded by the largest call (see benchmarks/README.md).
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def keep_heap() -> bool:
+    """Raise glibc's mmap threshold to 64 MB and its trim threshold to 512 MB, once per process;
+    False where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 512 << 20))
+    except (OSError, AttributeError):
+        return False
