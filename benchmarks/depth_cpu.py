@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidsr.bench.report import machine_info, write_json
 from vidsr.masks.depth import (
     SMALL_CONFIG,
     OrtDepth,
@@ -99,7 +99,8 @@ class DepthCostFocusMask:
 
 def end_to_end(folder: Path, tmp: Path, seconds: float, every: list[int]) -> dict:
     from vidsr.masks.factory import DEFAULT_CARRY, DEFAULT_EVERY, MaskSpec, build_estimator
-    from vidsr.pipeline.run import UpscaleConfig, upscale_video
+    from vidsr.pipeline.config import UpscaleConfig
+    from vidsr.pipeline.run import upscale_video
     from vidsr.media.sample import SampleSpec, write_sample
 
     clip = write_sample(tmp / "sample.mp4", spec=SampleSpec(seconds=seconds, audio=False))
@@ -153,14 +154,12 @@ def main() -> None:
     result = {
         "what": "Depth Anything V2 Small-sized network (random weights) on CPU",
         "params": params,
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version(),
-                    "note": "ms_per_* are medians of --repeat runs, min_ms_per_frame the fastest run"},
+        "machine": machine_info(threads=torch.get_num_threads(),
+                                note="ms_per_* are medians of --repeat runs, min_ms_per_frame the fastest run"),
         "per_pass": passes,
         "end_to_end": e2e,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, args.output)
     print(f"wrote {args.output}")
 
 

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from vidsr.weights import load_checkpoint
+from vidsr.bench.report import machine_info, write_json
+from vidsr.checkpoint import load_checkpoint
 from vidsr.train.data import PatchConfig
 from vidsr.train.loop import CompactSpec, TrainConfig, train
 from vidsr.train.losses import LossConfig
@@ -102,8 +103,7 @@ def main() -> None:
     if args.results is not None:
         compact = {
             "method": "benchmarks/research_samplers.py; see README 'Research'",
-            "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                        "processor": platform.processor() or platform.machine(), "threads": args.threads},
+            "machine": machine_info(processor=platform.processor() or platform.machine(), threads=args.threads),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "runs": {n: {"train_s": r["elapsed_s"], "sampler": r["summary"].get("sampler"),
                          "loss": r["summary"].get("loss"), "val_l1": r["summary"].get("val_l1"),
@@ -114,8 +114,7 @@ def main() -> None:
                          "degradation": r["degradation"], "partial_mask": r["partial_mask"],
                          "methods": r["methods"]} for k, r in reports.items()},
         }
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(compact, indent=1) + "\n")
+        write_json(compact, args.results)
 
 
 if __name__ == "__main__":

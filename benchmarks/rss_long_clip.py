@@ -33,9 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from media import textured_frame  # noqa: E402
 
 from vidsr.arch import Compact  # noqa: E402
+from vidsr.bench.report import machine_info, write_json  # noqa: E402
 from vidsr.masks.focus import ConstantEstimator  # noqa: E402
-from vidsr.weights import save_checkpoint  # noqa: E402
-from vidsr.pipeline.run import UpscaleConfig, upscale_video  # noqa: E402
+from vidsr.checkpoint import save_checkpoint  # noqa: E402
+from vidsr.pipeline.config import UpscaleConfig  # noqa: E402
+from vidsr.pipeline.run import upscale_video  # noqa: E402
 
 
 def make_long_clip(path: Path, *, width: int, height: int, fps: int, seconds: int) -> Path:
@@ -109,11 +111,11 @@ def main() -> None:
         "clip": f"160x90 30 fps {args.minutes} min + stereo aac, x2 Compact(num_feat=8, num_conv=2), tile 32",
         "mask": args.mask, "frames": progress[0], "finished": finished, "seconds": samples[-1][0],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "samples_s_frames_rss_mb": samples, "machine": platform.machine(), "python": platform.python_version(),
+        "samples_s_frames_rss_mb": samples, "machine": machine_info(), "python": platform.python_version(),
         "av": av.__version__, "torch": torch.__version__,
     }
     out = Path(__file__).parent / "results" / f"rss-long-clip-{args.mask}.json"
-    out.write_text(json.dumps(result, indent=1))
+    write_json(result, out)
     print(json.dumps({k: v for k, v in result.items() if k != "samples_s_frames_rss_mb"}))
 
 

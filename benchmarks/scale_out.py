@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import tempfile
 import time
 from fractions import Fraction
@@ -36,10 +34,12 @@ import av
 import torch
 
 from vidsr.arch import Compact
-from vidsr.scaleout.distributed import ScaleOut, upscale_distributed
-from vidsr.media.io import probe
-from vidsr.weights import save_checkpoint
-from vidsr.pipeline.run import UpscaleConfig, upscale_video
+from vidsr.bench.report import machine_info, write_json
+from vidsr.scaleout.ray import ScaleOut, upscale_distributed
+from vidsr.media.reader import probe
+from vidsr.checkpoint import save_checkpoint
+from vidsr.pipeline.config import UpscaleConfig
+from vidsr.pipeline.run import upscale_video
 from vidsr.media.sample import SampleSpec, sample_frames
 
 
@@ -102,11 +102,9 @@ def main() -> None:
                 print(f"{label:12s} {wall:7.1f} s  {frames / wall:6.2f} fps  ({segments} segments)", flush=True)
         results["input"] = {"size": f"{info.width}x{info.height}", "frames": info.frames,
                             "seconds": args.seconds, "gop_s": 2.0, "segment_s": args.segment_s}
-    results["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "python": platform.python_version(), "torch": torch.__version__,
-                          "ray": ray.__version__, "note": "shared machine (other jobs running)"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    results["machine"] = machine_info(cpus=os.cpu_count(), ray=ray.__version__,
+                                      note="shared machine (other jobs running)")
+    write_json(results, args.out)
     print(f"wrote {args.out}")
 
 

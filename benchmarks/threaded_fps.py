@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -27,9 +26,11 @@ from vidsr.platform import short_waits  # noqa: E402
 
 short_waits()  # as the CLI does, before torch loads
 
-from vidsr.bench.run import DiscEstimator, machine_info  # noqa: E402
+from vidsr.bench.report import machine_info, write_json  # noqa: E402
+from vidsr.masks.synthetic import DiscEstimator  # noqa: E402
 from vidsr.weights import DEFAULT_MODELS  # noqa: E402
-from vidsr.pipeline.run import UpscaleConfig, upscale_video  # noqa: E402
+from vidsr.pipeline.config import UpscaleConfig  # noqa: E402
+from vidsr.pipeline.run import upscale_video  # noqa: E402
 from vidsr.media.sample import SampleSpec, write_sample  # noqa: E402
 
 
@@ -77,8 +78,7 @@ def main() -> None:
     report = {"input": f"{spec.source}, {args.seconds:g} s, 960x540 -> 1920x1080, torch CPU fp32",
               "machine": machine_info(),
               "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cases": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report, args.out)
     print(f"wrote {args.out}")
 
 

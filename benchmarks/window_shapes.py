@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +34,12 @@ short_waits()  # as the CLI does, before torch loads
 
 from torch import nn  # noqa: E402
 
-from vidsr.bench.run import machine_info  # noqa: E402
-from vidsr.media.io import Frame, probe, read_items  # noqa: E402
-from vidsr.pipeline.run import UpscaleConfig, build_processor, frame_workers, threads_per_frame, torch_threads  # noqa: E402
+from vidsr.bench.report import machine_info, write_json  # noqa: E402
+from vidsr.media.reader import probe, read_items  # noqa: E402
+from vidsr.media.types import Frame  # noqa: E402
+from vidsr.pipeline.config import UpscaleConfig, frame_workers  # noqa: E402
+from vidsr.pipeline.run import processor_for  # noqa: E402
+from vidsr.platform import threads_per_frame, torch_threads  # noqa: E402
 from vidsr.media.sample import SampleSpec, write_sample  # noqa: E402
 from vidsr.sr import sr_tiles  # noqa: E402
 from vidsr.tiling import Tile, mask_support, select_tiles  # noqa: E402
@@ -65,7 +67,7 @@ def main() -> None:
         spec = SampleSpec(seconds=args.seconds, photo=args.photo)
         write_sample(src, spec=spec)
         frames = [it.image for it in read_items(src, copy_streams=False) if isinstance(it, Frame)]
-        proc = build_processor(probe(src), UpscaleConfig(model=args.model))
+        proc = processor_for(probe(src), UpscaleConfig(model=args.model))
     masks = proc.tracker.update_many(frames)
     windows = []
     for m in masks:
@@ -117,8 +119,7 @@ def main() -> None:
     }
     print(f"FG {report['fg_fraction']:.1%}, alpha support {report['alpha_support']:.1%}, "
           f"{report['distinct_window_shapes']} window shapes in {n} frames, geometric ratio {report['geometric_ratio']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report, args.out)
     print(f"wrote {args.out}")
 
 

@@ -9,7 +9,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from vidsr.arch import Compact  # noqa: E402
-from vidsr.weights import save_checkpoint  # noqa: E402
+from vidsr.checkpoint import save_checkpoint  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from vidsr.arch import REGISTRY, describe
-from vidsr.arch.compact import trim_px
+from vidsr.arch.base import trim_px
 from vidsr.errors import ModelError
-from vidsr.weights import load_checkpoint, resolve_model, save_checkpoint
+from vidsr.checkpoint import load_checkpoint, resolve_model, save_checkpoint
 
 CONFIGS = {
     "compact": [{"scale": 2, "num_feat": 8, "num_conv": 2}, {"scale": 4, "num_feat": 8, "num_conv": 3}],
@@ -106,7 +106,7 @@ def test_resolve_model_errors(tiny_ckpt):
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
 def test_subpixel_residual_equals_interpolation(scale, mode):
     # the networks add the cheap upscale at LR resolution; it must be the very same upscale
-    from vidsr.arch.compact import residual_kernel, subpixel_residual, upsample_residual
+    from vidsr.arch.base import residual_kernel, subpixel_residual, upsample_residual
 
     x = torch.rand(2, 3, 13, 17, dtype=torch.float64)
     via_conv = torch.nn.functional.pixel_shuffle(subpixel_residual(x, residual_kernel(scale, mode).double()), scale)
@@ -119,7 +119,7 @@ def test_subpixel_residual_equals_interpolation(scale, mode):
 
 
 def test_resolve_model_scale_from_the_model(tiny_ckpt, tmp_path, monkeypatch):
-    from vidsr.weights import model_scale
+    from vidsr.checkpoint import model_scale
 
     # no --scale: the model's own; neither: the default x2 model
     assert resolve_model("compact-x4", scale=None)[1].scale == 4

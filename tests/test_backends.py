@@ -7,7 +7,7 @@ import torch
 from vidsr.arch import REGISTRY, describe
 from vidsr.backends import OrtBackend, TorchBackend, backend_from_name, create_engine
 from vidsr.errors import BackendUnavailable
-from vidsr.export import export_dir
+from vidsr.backends.onnx_cache import export_dir
 
 CASES = [("compact", {"scale": 2, "num_feat": 8, "num_conv": 2}),
          ("compact", {"scale": 4, "num_feat": 8, "num_conv": 2}),
@@ -45,7 +45,7 @@ def test_onnx_cache_is_reused_and_keyed_by_weights():
 def test_cpu_ort_graph_has_prelu_split_into_relus(tmp_path):
     import onnx
 
-    from vidsr.export import cached_onnx, split_prelu
+    from vidsr.backends.onnx_cache import cached_onnx, split_prelu
 
     torch.manual_seed(0)
     model = REGISTRY.build("espcn", CASES[2][1]).eval()
@@ -113,7 +113,8 @@ def test_cpu_engine_keeps_the_heap_once_per_process():
 def test_cpu_run_images_equals_rounding_the_float_output(arch, cfg, dtype):
     """torch on the CPU rounds before the pixel shuffle (run_images); the images are those of
     to_images(run(x)), for whole and trimmed windows, with values that round both ways."""
-    from vidsr.sr import run_images, to_images
+    from vidsr.backends.images import to_images
+    from vidsr.sr import run_images
 
     torch.manual_seed(1)
     model = REGISTRY.build(arch, cfg).eval()

@@ -7,7 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from media import make_video
-from vidsr.bench.run import STAGES, BenchConfig, DiscEstimator, psnr, run_bench, ssim
+from vidsr.bench.config import STAGES, BenchConfig
+from vidsr.bench.run import run_bench
+from vidsr.masks.synthetic import DiscEstimator
+from vidsr.metrics import psnr, ssim
 from vidsr.cli import main
 from vidsr.platform import ISA_FLAGS
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from media import make_audio_only, make_video, make_zero_frames, read_video
 from vidsr.arch import Compact
 from vidsr.cli import main
-from vidsr.weights import save_checkpoint
+from vidsr.checkpoint import save_checkpoint
 
 
 def _run(*args: str):
@@ -101,11 +101,11 @@ def test_unwritable_outputs(tmp_path, tiny_ckpt, target, message):
 
 
 def test_failure_mid_run_leaves_no_file(tmp_path, tiny_ckpt, monkeypatch):
-    import vidsr.pipeline.run as pipeline
+    import vidsr.frame as frame
 
     src = make_video(tmp_path / "in.mp4", frames=8)
     calls = {"n": 0}
-    real = pipeline.sr_tiles
+    real = frame.sr_tiles
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -113,7 +113,7 @@ def test_failure_mid_run_leaves_no_file(tmp_path, tiny_ckpt, monkeypatch):
             raise RuntimeError("boom")
         return real(*a, **k)
 
-    monkeypatch.setattr(pipeline, "sr_tiles", flaky)
+    monkeypatch.setattr(frame, "sr_tiles", flaky)
     r = _run("upscale", src, "-o", tmp_path / "out.mp4", "--model", tiny_ckpt, "--full-frame")
     assert r.exit_code != 0 and "boom" in r.output
     assert _no_outputs(tmp_path, "out.mp4")
@@ -233,7 +233,7 @@ def test_models_lists_the_manifest_and_marks_the_defaults():
 
 
 def test_model_help_names_the_default_models():
-    from vidsr.cli import DEFAULT_MODELS_HELP
+    from vidsr.cli.options import DEFAULT_MODELS_HELP
     from vidsr.weights import DEFAULT_MODELS
 
     assert DEFAULT_MODELS_HELP == ", ".join(f"{name} for x{s}" for s, name in sorted(DEFAULT_MODELS.items()))

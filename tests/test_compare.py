@@ -11,13 +11,18 @@ from click.testing import CliRunner
 
 from media import make_video, read_video
 from vidsr.cli import main
-from vidsr.compare.run import (GRID_ORDER, SHEET_BG, SHEET_CAPTION, SHEET_HEADER, SHEET_MARGIN, SHEET_ROW_LABEL,
-                           CompareConfig, FrameRange, MethodRunner, SheetColumn, compare_video, compose, crop_sheet,
-                           layout_size, parse_frames, pick_regions, wipe_position)
+from vidsr.compare.config import GRID_ORDER, CompareConfig, FrameRange, parse_frames
+from vidsr.compare.render import MethodRunner, compose, layout_size, wipe_position
+from vidsr.compare.run import compare_video
+from vidsr.compare.sheet import (SHEET_BG, SHEET_CAPTION, SHEET_HEADER, SHEET_MARGIN, SHEET_ROW_LABEL, SheetColumn,
+                                 crop_sheet, pick_regions)
 from vidsr.composite import upscale_background
 from vidsr.errors import InputError
-from vidsr.media.io import EncodeOptions, Frame, probe, read_items
-from vidsr.pipeline.run import UpscaleConfig, build_processor
+from vidsr.media.codecs import EncodeOptions
+from vidsr.media.reader import probe, read_items
+from vidsr.media.types import Frame
+from vidsr.pipeline.config import UpscaleConfig
+from vidsr.pipeline.run import processor_for
 from vidsr.sr import sr_whole
 
 W, H, S = 64, 48, 2
@@ -56,7 +61,7 @@ def test_grid_panels_equal_each_method_on_its_own(clip, tiny_ckpt):
     info = probe(clip)
     config = UpscaleConfig(model=str(tiny_ckpt), tile=16)
     runner = MethodRunner.build(info, config)
-    alone = build_processor(info, config)  # partial SR as `vidsr upscale` runs it, frame after frame
+    alone = processor_for(info, config)  # partial SR as `vidsr upscale` runs it, frame after frame
     labels = {m: m.upper() for m in GRID_ORDER}
     for image in _frames(clip):
         renders = runner.render(image)

@@ -25,8 +25,9 @@ from media import (Track, make_audio_only, make_audio_with_cover, make_clip, mak
                    make_interlaced, make_size_change, make_still_first, make_zero_frames, read_video,
                    streams_of)
 from vidsr.cli import main
-from vidsr.media.io import has_alpha
-from vidsr.pipeline.run import UpscaleConfig, upscale_video
+from vidsr.media.codecs import has_alpha
+from vidsr.pipeline.config import UpscaleConfig
+from vidsr.pipeline.run import upscale_video
 
 HDR10 = {"color_primaries": 9, "color_trc": 16, "colorspace": 9, "color_range": 1}  # bt2020, pq, bt2020nc, tv
 FULL_709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 2}  # bt709, pc range
@@ -217,7 +218,8 @@ def check_avi(src, out, text):
         assert v.average_rate == 24 and len(list(c.decode(v))) == 6  # not one frame per input tick
     # frames sit at the input's times in the AVI index (dts); vidsr reads them there, also for
     # H.264, whose pts FFmpeg guesses one frame late
-    from vidsr.media.io import Frame, read_items
+    from vidsr.media.reader import read_items
+    from vidsr.media.types import Frame
 
     i = facts(src)
     with contextlib.closing(av.open(str(out))) as c:
@@ -596,14 +598,14 @@ def test_svt_av1_prints_no_setup_lines(tmp_path, tiny_ckpt, capfd):
 @pytest.mark.parametrize("muxer, codec", [("mp4", "libx264"), ("matroska", "libx264"), ("mpegts", "libx264"),
                                           ("webm", "libvpx-vp9")])
 def test_codec_follows_the_container(muxer, codec):
-    from vidsr.media.io import pick_codec
+    from vidsr.media.codecs import pick_codec
 
     # mpegts has no codec table, so PyAV's supported_codecs leaves H.264 out; the muxer takes it
     assert pick_codec(muxer) == codec
 
 
 def test_explicit_codec_is_kept_and_each_output_picks_its_own(tmp_path, tiny_ckpt):
-    from vidsr.media.io import EncodeOptions
+    from vidsr.media.codecs import EncodeOptions
 
     assert EncodeOptions(codec="libx265").for_output(tmp_path / "a.webm").codec == "libx265"
     assert EncodeOptions().for_output("-").codec == "libx264"  # stdout: matroska

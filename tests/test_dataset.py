@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from media import make_video, textured_frame
 
 from vidsr.errors import InputError
-from vidsr.media.io import Frame, read_items
-from vidsr.train.cli import dataset_group
+from vidsr.media.reader import read_items
+from vidsr.media.types import Frame
+from vidsr.cli.dataset import dataset_group
 from vidsr.train.dataset import (
     BuildConfig,
     assign_splits,

@@ -21,7 +21,7 @@ from vidsr.masks.depth import (
     preprocess,
 )
 from vidsr.errors import InputError, ModelError
-from vidsr.weights import resolve_model
+from vidsr.checkpoint import resolve_model
 
 # Depth Anything V2's layout (DINOv2 backbone + DPT head) with tiny widths, so tests are fast.
 TINY = {
@@ -160,7 +160,7 @@ def test_weights_that_do_not_fit_the_config(tiny_folder, tmp_path, capfd):
 
 
 def test_an_sr_onnx_is_not_a_depth_network(tmp_path):
-    from vidsr.export import export_onnx
+    from vidsr.backends.onnx_cache import export_onnx
 
     model, _ = resolve_model("compact-x2", scale=None)
     export_onnx(model, tmp_path / "sr.onnx")

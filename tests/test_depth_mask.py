@@ -14,7 +14,7 @@ from vidsr.masks.depth import depth_input_size
 from vidsr.errors import InputError
 from vidsr.masks.focal import (DepthMaskEstimator, FocalOptions, band_score, focal_at_point, focal_from_focus,
                          nearest_focal, normalize_depth, parse_focus_point)
-from vidsr.masks.focus import MaskTracker
+from vidsr.masks.tracker import MaskTracker
 from vidsr.media.sample import sample_photo
 
 H, W = 180, 320

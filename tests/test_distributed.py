@@ -18,10 +18,11 @@ from media import Track, make_clip, make_video, read_video, streams_of
 from test_segments import make_gop_video
 
 from vidsr.cli import main
-from vidsr.scaleout.distributed import ScaleOut, upscale_distributed
-from vidsr.media.io import EncodeOptions
+from vidsr.scaleout.ray import ScaleOut, upscale_distributed
+from vidsr.media.codecs import EncodeOptions
 from vidsr.masks.focus import FocusEstimator
-from vidsr.pipeline.run import UpscaleConfig, upscale_video
+from vidsr.pipeline.config import UpscaleConfig
+from vidsr.pipeline.run import upscale_video
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="ray is not installed (pip install -e '.[ray]')")
@@ -29,15 +30,16 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """One small local Ray for the module (the library reuses a running Ray instead of starting one)."""
+    """One small private Ray for the module, started as a local run starts it (never a running
+    cluster, whatever Ray's current-cluster file names); the library reuses it instead of starting one."""
     import ray
     import ray.cloudpickle
 
+    from vidsr.scaleout import connect
+
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the flaky estimators below
-    ray.init(num_cpus=2, object_store_memory=80 << 20, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    yield ray
-    ray.shutdown()
+    with connect.ray_session(ray, address=None, num_cpus=2, object_store_mb=80):
+        yield ray
 
 
 @dataclass
@@ -127,7 +129,7 @@ def test_a_failed_segment_is_retried_and_the_output_is_complete(tmp_path, tiny_c
 
 @needs_ray
 def test_a_segment_that_keeps_failing_fails_the_run_clearly(tmp_path, tiny_ckpt, ray_session):
-    from vidsr.scaleout.distributed import SegmentError
+    from vidsr.errors import SegmentError
 
     src = make_gop_video(tmp_path / "in.mp4", frames=12, gop=12)
     so = ScaleOut(workers=1, segment_s=1.0, retries=1)

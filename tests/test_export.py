@@ -18,26 +18,22 @@ from media import make_video, read_video
 
 from vidsr.arch import REGISTRY, describe
 from vidsr.backends import TorchBackend, TrtBackend, backend_from_name, create_engine
+from vidsr.backends.onnx_cache import check_onnx, export_checked, onnx_bytes
 from vidsr.backends.torch_engine import TorchEngine
-from vidsr.cli import main
-from vidsr.errors import BackendUnavailable, InputError
-from vidsr.export import (
+from vidsr.backends.trt_cache import (
     EngineKey,
-    ExportCheckFailed,
     Profile,
     Shape,
-    check_onnx,
-    compare_precision,
-    export_checked,
     find_engine,
     import_tensorrt,
     list_cache,
-    onnx_bytes,
     parse_shape,
     pipeline_profile,
-    sample_for_precision,
 )
-from vidsr.weights import load_checkpoint
+from vidsr.cli import main
+from vidsr.errors import BackendUnavailable, ExportCheckFailed, InputError
+from vidsr.export import compare_precision, sample_for_precision
+from vidsr.checkpoint import load_checkpoint
 from vidsr.tiling import plan_tiles
 
 HAS_CUDA = torch.cuda.is_available()
@@ -93,7 +89,7 @@ def test_onnx_check_fails_above_tolerance_and_nothing_is_cached(tmp_path, monkey
     other, _ = _model("espcn", seed=1)
     with pytest.raises(ExportCheckFailed, match=r"max abs error .* > tolerance 0.001"):
         check_onnx(model, onnx_bytes(other), shapes=[(1, 3, 16, 16)])
-    monkeypatch.setattr("vidsr.export.onnx_bytes", lambda m, **kw: onnx_bytes(other, **kw))
+    monkeypatch.setattr("vidsr.backends.onnx_cache.onnx_bytes", lambda m, **kw: onnx_bytes(other, **kw))
     with pytest.raises(ExportCheckFailed):
         export_checked(model, desc, folder=tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -105,7 +101,7 @@ def test_cli_export_onnx_prints_error_and_fails_above_tolerance(tmp_path, tiny_c
     assert re.search(r"max abs error vs torch \d\.\d\de-\d\d on 1x3x37x53, 1x3x16x16, 8x3x\d+x\d+", r.output)
     assert len(list(tmp_path.glob("*.onnx"))) == 1
     other, _ = _model("compact", seed=3)
-    monkeypatch.setattr("vidsr.export.onnx_bytes", lambda m, **kw: onnx_bytes(other, **kw))
+    monkeypatch.setattr("vidsr.backends.onnx_cache.onnx_bytes", lambda m, **kw: onnx_bytes(other, **kw))
     r = _run("export", "--model", tiny_ckpt, "-o", tmp_path / "bad")
     assert r.exit_code == 1
     assert r.output.strip().splitlines() == [r.output.strip()] and "max abs error" in r.output
@@ -364,7 +360,8 @@ class _FakeTrt(types.ModuleType):
 
 def test_build_engine_control_flow_with_a_fake_tensorrt(tmp_path, tiny_ckpt, monkeypatch):
     """Runs here without TensorRT: profile, flags, timing cache, progress monitor, sidecar, cache hit."""
-    from vidsr.export import build_engine, cached_onnx
+    from vidsr.backends.onnx_cache import cached_onnx
+    from vidsr.backends.trt_cache import build_engine
 
     fake = _FakeTrt()
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
@@ -489,7 +486,7 @@ def test_upscale_with_trt_backend(tmp_path, tiny_ckpt):
 
 def test_digest_tells_graphs_apart():
     # same parameters, different residual upscale: different graphs must not share a cached export
-    from vidsr.export import weights_digest
+    from vidsr.backends.onnx_cache import weights_digest
 
     a = REGISTRY.build("compact", {"scale": 2, "num_feat": 8, "num_conv": 2, "residual": "bicubic"})
     b = REGISTRY.build("compact", {"scale": 2, "num_feat": 8, "num_conv": 2, "residual": "bilinear"})

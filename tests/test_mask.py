@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from media import mask_flip_rate
-from vidsr.masks.focus import ConstantEstimator, FocusEstimator, MaskTracker, clean_mask, feather, focus_score
+from vidsr.masks.focus import ConstantEstimator, FocusEstimator, clean_mask, feather, focus_score
+from vidsr.masks.tracker import MaskTracker
 from vidsr.media.sample import SampleSpec, sample_frames, sample_photo
 
 
@@ -214,7 +215,7 @@ def test_a_frame_with_nothing_in_focus_has_no_foreground():
 
 
 def _file_tracker(path, **kw) -> MaskTracker:
-    from vidsr.masks.factory import FileMaskEstimator
+    from vidsr.masks.file import FileMaskEstimator
 
     return MaskTracker(estimator=FileMaskEstimator(path=path), every=1, **kw)
 
@@ -222,7 +223,9 @@ def _file_tracker(path, **kw) -> MaskTracker:
 def test_a_mask_written_by_vidsr_mask_comes_back_unchanged(tmp_path):
     """``vidsr mask`` writes the feathered alpha; fed back as ``--mask FILE`` it is that alpha again
     (not re-thresholded at 0.5 and feathered once more, which grew the mask on every round trip)."""
-    from vidsr.media.io import EncodeOptions, Frame, probe, read_items
+    from vidsr.media.codecs import EncodeOptions
+    from vidsr.media.reader import probe, read_items
+    from vidsr.media.types import Frame
     from vidsr.masks.video import write_mask_video
     from vidsr.media.sample import write_sample
 

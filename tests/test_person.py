@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vidsr.errors import ModelError
-from vidsr.masks.focus import MaskTracker
+from vidsr.masks.tracker import MaskTracker
 from vidsr.weights import sha256_file
 from vidsr.masks.person import GENERAL, LANDSCAPE, PersonEstimator, person_model_dir
 from vidsr.media.sample import sample_photo

@@ -5,9 +5,11 @@ import pytest
 from media import make_video, read_video, textured_frame
 
 from vidsr.composite import upscale_background
-from vidsr.media.io import EncodeOptions, probe
+from vidsr.media.codecs import EncodeOptions
+from vidsr.media.reader import probe
 from vidsr.masks.focus import ConstantEstimator
-from vidsr.pipeline.run import UpscaleConfig, build_processor, upscale_video
+from vidsr.pipeline.config import UpscaleConfig
+from vidsr.pipeline.run import processor_for, upscale_video
 from vidsr.sr import sr_whole
 
 
@@ -15,7 +17,7 @@ def _processor(tmp_path, tiny_ckpt, value: float | None, *, full_frame: bool = F
     video = make_video(tmp_path / "in.mp4", width=72, height=40)
     cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, batch=3, fg_threshold=0.5, full_frame=full_frame, bg=bg)
     est = ConstantEstimator(value) if value is not None else None
-    return build_processor(probe(video), cfg, est)
+    return processor_for(probe(video), cfg, est)
 
 
 @pytest.mark.parametrize("bg", ["bicubic", "lanczos"])
@@ -163,17 +165,17 @@ def test_frames_upscaled_in_parallel_equal_one_at_a_time(tmp_path, tiny_ckpt, mo
 
     import torch
 
-    import vidsr.pipeline.run as pipeline
+    import vidsr.frame as frame
 
     src = make_video(tmp_path / "in.mp4", frames=11, width=64, height=48, fps=24, audio=True)
     seen: list[tuple[str, int]] = []
-    real = pipeline.FrameProcessor.process
+    real = frame.FrameProcessor.process
 
     def process(self, image, timings, mask=None):
         seen.append((threading.current_thread().name, torch.get_num_threads()))
         return real(self, image, timings, mask)
 
-    monkeypatch.setattr(pipeline.FrameProcessor, "process", process)
+    monkeypatch.setattr(frame.FrameProcessor, "process", process)
     threads_before = torch.get_num_threads()
     runs = {}
     for workers in (1, 3):
@@ -195,9 +197,9 @@ def test_frames_upscaled_in_parallel_equal_one_at_a_time(tmp_path, tiny_ckpt, mo
 
 
 def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt, monkeypatch):
-    import vidsr.pipeline.run as pipeline
+    import vidsr.frame as frame
 
-    real = pipeline.FrameProcessor.process
+    real = frame.FrameProcessor.process
     calls = []
 
     def process(self, image, timings, mask=None):
@@ -206,7 +208,7 @@ def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt
             raise RuntimeError("frame 4 broke")
         return real(self, image, timings, mask)
 
-    monkeypatch.setattr(pipeline.FrameProcessor, "process", process)
+    monkeypatch.setattr(frame.FrameProcessor, "process", process)
     src = make_video(tmp_path / "in.mp4", frames=9, width=72, height=40)
     with pytest.raises(RuntimeError, match="frame 4 broke"):
         upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=2))
@@ -216,7 +218,8 @@ def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt
 
 
 def test_default_frame_workers_by_mode_and_size():
-    from vidsr.pipeline.run import FULL_FRAME_ONE_WORKER_PX, frame_workers, torch_threads
+    from vidsr.pipeline.config import FULL_FRAME_ONE_WORKER_PX, frame_workers
+    from vidsr.platform import torch_threads
 
     big, small = FULL_FRAME_ONE_WORKER_PX, 960 * 540
     with torch_threads(2):

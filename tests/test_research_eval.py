@@ -15,8 +15,9 @@ from media import textured_frame
 
 from vidsr.arch import Compact
 from vidsr.errors import InputError
-from vidsr.weights import load_checkpoint, save_checkpoint
-from vidsr.train.cli import eval_command, train_command
+from vidsr.checkpoint import load_checkpoint, save_checkpoint
+from vidsr.cli.research import eval_command
+from vidsr.cli.train import train_command
 from vidsr.train.data import PatchConfig
 from vidsr.train.dataset import FrameMaps, SampleInfo, compose_sample, sample_id, write_manifest
 from vidsr.train.evaluate import score

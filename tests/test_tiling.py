@@ -130,7 +130,7 @@ def test_merged_sr_equals_whole_frame_sr(arch, cfg):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_to_images_rounds_clips_and_reads_any_strides(dtype):
-    from vidsr.sr import to_images
+    from vidsr.backends.images import to_images
 
     top = np.iinfo(dtype).max
     rng = np.random.default_rng(3)

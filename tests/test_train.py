@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from vidsr.arch import Compact
 from vidsr.errors import InputError
-from vidsr.weights import load_checkpoint
-from vidsr.train.cli import eval_sr_command, train_command
+from vidsr.checkpoint import load_checkpoint
+from vidsr.cli.train import eval_sr_command, train_command
 from vidsr.train.data import PatchConfig, augment, build_patch_cache, list_images, sample_hr
 from vidsr.train.degrade import (
     CLEAN,
@@ -27,7 +27,8 @@ from vidsr.train.degrade import (
     h264_roundtrip,
     jpeg_roundtrip,
 )
-from vidsr.train.evaluate import EvalImage, evaluate, psnr, score, ssim, summarize, upscale_bicubic
+from vidsr.metrics import SSIM_RADIUS, psnr, ssim
+from vidsr.train.evaluate import EvalImage, evaluate, score, summarize, upscale_bicubic
 from vidsr.train.loop import CompactSpec, TrainConfig, learning_rate, train
 
 
@@ -203,13 +204,13 @@ def test_metrics_match_references() -> None:
     rng = np.random.default_rng(0)
     a = rng.random((40, 50, 3))
     b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
-    assert psnr(a, a) == float("inf")
-    assert psnr(a, b) == pytest.approx(-10 * np.log10(np.mean((a - b) ** 2)))
-    assert ssim(a, a) == pytest.approx(1.0)
+    assert psnr(a, a, data_range=1.0) == float("inf")
+    assert psnr(a, b, data_range=1.0) == pytest.approx(-10 * np.log10(np.mean((a - b) ** 2)))
+    assert ssim(a, a, data_range=1.0, border=SSIM_RADIUS) == pytest.approx(1.0)
     metrics = pytest.importorskip("skimage.metrics")
     ref = metrics.structural_similarity(a, b, channel_axis=2, data_range=1.0, gaussian_weights=True,
                                         sigma=1.5, use_sample_covariance=False)
-    assert ssim(a, b) == pytest.approx(ref, abs=1e-6)
+    assert ssim(a, b, data_range=1.0, border=SSIM_RADIUS) == pytest.approx(ref, abs=1e-6)
 
 
 def test_evaluate_bicubic_equivalent_model_scores_like_bicubic() -> None:

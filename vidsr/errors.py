@@ -21,3 +21,11 @@ class ModelError(VidsrError, ValueError):
 
 class BackendUnavailable(VidsrError, RuntimeError):
     """An optional backend or its extra is not installed (or has no device)."""
+
+
+class ExportCheckFailed(VidsrError, RuntimeError):
+    """An exported file does not reproduce the torch model within tolerance, or a build failed."""
+
+
+class SegmentError(VidsrError, RuntimeError):
+    """A segment kept failing after its retries."""

@@ -1,4 +1,4 @@
-"""The machine under vidsr: CPU features, how OpenMP threads wait, and glibc heap settings.
+"""The machine under vidsr: CPU features, how OpenMP threads wait, torch threads, glibc heap settings.
 
 Nothing here imports torch at module level: the CLI calls :func:`short_waits` before torch loads.
 """
@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Iterator
 
 
 # -------------------------------------------------------------------------------- cpu
@@ -73,6 +74,30 @@ def short_waits() -> None:
         return
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     os.environ.setdefault("KMP_BLOCKTIME", "0")
+
+
+# -------------------------------------------------------------------------------- torch threads
+# How torch's intra-op threads are shared among frames upscaled at once.
+
+
+def threads_per_frame(workers: int) -> int:
+    """torch threads each of ``workers`` frames upscaled at once gets: an equal share, at least 1."""
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` (all threads of the process) for the block."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # -------------------------------------------------------------------------------- malloc

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from vidsr.arch.compact import NO_TRIM, Trim
+from vidsr.arch.base import NO_TRIM, Trim
 from vidsr.backends import Engine
+from vidsr.backends.images import to_images
 from vidsr.checks import check_image, max_value
 from vidsr.tiling import Tile
 
@@ -18,22 +18,6 @@ def to_tensor(images: list[np.ndarray]) -> np.ndarray:
     x = np.stack(images).astype(np.float32)
     x *= 1.0 / max_value(images[0].dtype)
     return x.transpose(0, 3, 1, 2)
-
-
-def to_images(batch: np.ndarray, dtype: np.dtype = np.uint8) -> np.ndarray:
-    """(B, 3, H, W) float in [0, 1] -> (B, H, W, 3) ``dtype`` (uint8 or uint16), rounded and clipped.
-
-    Any strides: a channels_last batch is read without a transposing copy (torch, all threads)."""
-    return quantize(torch.from_numpy(batch).permute(0, 2, 3, 1), dtype).contiguous().numpy().astype(dtype, copy=False)
-
-
-def quantize(y: torch.Tensor, dtype: np.dtype, *, in_place: bool = False) -> torch.Tensor:
-    """Float values in [0, 1] -> integer levels of ``dtype`` (uint8 or uint16), rounded half up and
-    clipped, as a uint8 tensor (int32 for uint16). ``in_place`` reuses ``y``'s memory for the float steps."""
-    top = max_value(dtype)
-    y = y.mul_(top) if in_place else y.mul(top)
-    # float -> int truncates; the +0.5 makes it round half up
-    return y.add_(0.5).clamp_(0, top).to(torch.uint8 if dtype == np.uint8 else torch.int32)
 
 
 def run_images(engine: Engine, batch: np.ndarray, dtype: np.dtype = np.uint8, *, trim: Trim = NO_TRIM) -> np.ndarray:

@@ -6,9 +6,11 @@ import numpy as np
 from torch import nn
 
 from vidsr.arch import ModelDescriptor
-from vidsr.backends import OrtBackend
+from vidsr.backends.base import OrtBackend
+from vidsr.backends.onnx_cache import cached_onnx
 from vidsr.checks import check_batch
 from vidsr.errors import BackendUnavailable
+from vidsr.extras import install_hint
 
 
 def _import_ort():
@@ -25,12 +27,10 @@ class OrtEngine:
     trims = False  # the exported graph pads every convolution: whole windows only
 
     def __init__(self, *, model: nn.Module, descriptor: ModelDescriptor, backend: OrtBackend) -> None:
-        from vidsr.export import cached_onnx
-
         ort = _import_ort()
         if backend.device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendUnavailable("ort on cuda needs onnxruntime-gpu: pip install -e \".[gpu]\"")
+                raise BackendUnavailable(f"ort on cuda needs onnxruntime-gpu: {install_hint('gpu')}")
             dev = backend.device.split(":")
             providers = [("CUDAExecutionProvider", {"device_id": int(dev[1]) if len(dev) > 1 else 0}),
                          "CPUExecutionProvider"]
@@ -42,7 +42,7 @@ class OrtEngine:
         else:
             raise BackendUnavailable(f"ort backend: unknown device {backend.device!r} (cpu or cuda)")
         self.descriptor = descriptor
-        # on CPU, PReLU as relus keeps ORT in its blocked conv layout (export.SplitPReLU)
+        # on CPU, PReLU as relus keeps ORT in its blocked conv layout (onnx_cache.SplitPReLU)
         self.path = cached_onnx(model, descriptor, opset=backend.opset, split=backend.device == "cpu")
         opts = ort.SessionOptions()
         if backend.threads:

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from vidsr.arch import ModelDescriptor
-from vidsr.arch.compact import NO_TRIM, SubpixelNet, Trim
-from vidsr.backends import TorchBackend
+from vidsr.arch.base import NO_TRIM, SubpixelNet, Trim
+from vidsr.backends.base import TorchBackend
 from vidsr.checks import check_batch
 from vidsr.errors import BackendUnavailable
 
@@ -79,7 +79,7 @@ class TorchEngine:
         On the CPU the network's sub-pixel output (:meth:`SubpixelNet.phase_major`) is rounded at LR
         size and the pixel shuffle moves the rounded values: no float image at output size is made
         or shuffled (6-13 % less time per call of compact-x2 on the AVX2 host)."""
-        from vidsr.sr import quantize, to_images
+        from vidsr.backends.images import quantize, to_images
 
         if self._phases is None:
             return to_images(self.run(batch, trim=trim), dtype)

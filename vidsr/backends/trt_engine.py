@@ -14,19 +14,11 @@ import torch
 from torch import nn
 
 from vidsr.arch import ModelDescriptor
-from vidsr.backends import TrtBackend
+from vidsr.backends.base import TrtBackend
+from vidsr.backends.onnx_cache import INPUT_NAME, OUTPUT_NAME
+from vidsr.backends.trt_cache import Profile, Shape, cached_engine, import_tensorrt, pipeline_profile, require_trt_gpu
 from vidsr.checks import check_batch
 from vidsr.errors import BackendUnavailable, InputError
-from vidsr.export import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    Profile,
-    Shape,
-    cached_engine,
-    import_tensorrt,
-    pipeline_profile,
-    require_trt_gpu,
-)
 
 
 def _torch_dtype(trt, dtype) -> torch.dtype:

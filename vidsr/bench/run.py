@@ -12,15 +12,11 @@ repetitions take turns across configurations, so slow spells of the machine spre
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
-import json
-import os
-import platform
 import statistics
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -29,82 +25,21 @@ import cv2
 import numpy as np
 
 from vidsr.backends import backend_from_name, create_engine
+from vidsr.bench.config import STAGES, BenchConfig, ConfigResult
+from vidsr.bench.report import machine_info
 from vidsr.composite import upscale_background
-from vidsr.platform import cpu_info
 from vidsr.errors import BackendUnavailable, InputError, VidsrError
-from vidsr.media.io import EncodeOptions, Frame, probe, read_items
-from vidsr.masks.focus import FocusEstimator, MaskEstimator, MaskTracker, work_size
-from vidsr.weights import resolve_model
-from vidsr.pipeline.run import FrameProcessor, merge_window_px
-from vidsr.tiling import plan_tiles
-
-STAGES = ("decode", "mask", "sr", "background", "composite", "encode")
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """What to measure. ``backends`` are names like torch, torch-bf16, ort, trt."""
-
-    scale: int = 2
-    model: str | None = None
-    backends: tuple[str, ...] = ("torch", "ort")
-    frames: int = 30
-    warmup: int = 3
-    repeat: int = 3
-    tile: int = 64
-    batch: int = 8
-    mask_every: int = 2
-    merge: bool = True  # merge neighbouring tiles into larger windows on CPU (as vidsr upscale does)
-    encode: EncodeOptions = field(default_factory=EncodeOptions)
-    sweep_fg: tuple[float, ...] = ()
-
-
-@dataclass
-class ConfigResult:
-    """One configuration's numbers (ms per frame unless named otherwise)."""
-
-    name: str
-    mode: str
-    backend: str
-    status: str = "ok"
-    reason: str = ""
-    stages_median_ms: dict[str, float] = field(default_factory=dict)
-    stages_p90_ms: dict[str, float] = field(default_factory=dict)
-    wall_ms_per_frame: float = 0.0
-    fps: float = 0.0
-    stage_sum_ms_per_frame: float = 0.0
-    fg_fraction: float = 0.0
-    sr_pixel_fraction: float = 0.0
-    sr_tile_fraction: float = 0.0
-    sr_window_pixels_ratio: float = 0.0
-    mask_passes: int = 0
-    peak_rss_mb: float = 0.0
-    gpu_peak_mb: float | None = None
-    mask_flicker: float | None = None
-    quality: dict[str, dict[str, float]] | None = None
-
-
-def default_backends() -> tuple[str, ...]:
-    """What ``vidsr bench`` times unless told: torch fp32, torch bf16 where the CPU has native bf16
-    (emulated bf16 takes ~10x fp32's time and tells nothing about deployment), ONNX Runtime."""
-    from vidsr.platform import native_bf16
-
-    return ("torch", "torch-bf16", "ort") if native_bf16() else ("torch", "ort")
-
-
-def machine_info() -> dict:
-    """CPU, cores, GPU and library versions, for the JSON report."""
-    import onnxruntime
-    import torch
-
-    cpu = cpu_info()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "cpu": cpu["name"], "cpu_family_model": [cpu["family"], cpu["model"]], "isa": cpu["isa"],
-        "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
-        "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-        "av": av.__version__, "opencv": cv2.__version__, "numpy": np.__version__, "platform": platform.platform(),
-    }
+from vidsr.frame import build_processor
+from vidsr.masks.base import MaskEstimator
+from vidsr.masks.focus import FocusEstimator
+from vidsr.masks.synthetic import DiscEstimator
+from vidsr.masks.tracker import MaskTracker
+from vidsr.media.codecs import EncodeOptions
+from vidsr.media.reader import probe, read_items
+from vidsr.media.types import Frame
+from vidsr.metrics import psnr, ssim
+from vidsr.pipeline.config import merge_window_px
+from vidsr.checkpoint import resolve_model
 
 
 def _reset_peak_rss() -> None:
@@ -120,57 +55,6 @@ def _peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """PSNR in dB of uint8 images, optionally over ``mask`` (H, W) bool pixels only."""
-    d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
-    if mask is not None:
-        if not mask.any():
-            return float("nan")
-        d = d[mask]
-    mse = float(d.mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Mean SSIM of the luma (Gaussian window 1.5), optionally over ``mask`` pixels."""
-    ya = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    yb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(x):
-        return cv2.GaussianBlur(x, (11, 11), 1.5)
-
-    ma, mb = blur(ya), blur(yb)
-    va, vb, cov = blur(ya * ya) - ma * ma, blur(yb * yb) - mb * mb, blur(ya * yb) - ma * mb
-    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
-    if mask is not None:
-        return float(s[mask].mean()) if mask.any() else float("nan")
-    return float(s.mean())
-
-
-@dataclass(frozen=True)
-class DiscEstimator:
-    """A centred ellipse covering ``fraction`` of the frame (for the FG-fraction sweep)."""
-
-    fraction: float
-    name: str = "disc"
-    max_side: int = 480
-
-    def estimate(self, image: np.ndarray) -> np.ndarray:
-        # at the focus mask's working size, so the tracker cleans and feathers it as it does a
-        # focus map (at full size that took 14 instead of 8 ms per 540p frame, with a feather
-        # half as wide); drawn once per size (the quantile took 19 ms per 540p frame)
-        return _disc(*work_size(*image.shape[:2], self.max_side), self.fraction).copy()
-
-
-@functools.lru_cache(maxsize=8)
-def _disc(h: int, w: int, fraction: float) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    r = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
-    thr = np.quantile(r, min(1.0, fraction)) if fraction < 1 else np.inf
-    return (r <= thr).astype(np.float32)
 
 
 def _load_frames(path: Path, n: int) -> tuple[list[Frame], list[float]]:
@@ -226,15 +110,13 @@ class ConfigRun:
         self.res = ConfigResult(name=name, mode=mode, backend=backend)
         self.frames, self.decode_s, self.config = frames, decode_s, config
         self.estimator, self.gt, self.fg_masks = estimator, gt, fg_masks
-        self.engine = self.plan = self.merge_px = self.proc = None
+        self.engine = self.merge_px = self.proc = None
         if mode != "bicubic":
-            h, w = frames[0].image.shape[:2]
             model, desc = resolve_model(config.model, scale=config.scale)
             bname, _, prec = backend.partition("-")
             device = "cuda" if prec == "fp16" or bname == "trt" else "cpu"
             self.engine = create_engine(model, desc, backend_from_name(
                 bname, device=device, precision=prec or "fp32", tile=config.tile, batch=config.batch))
-            self.plan = plan_tiles(h, w, tile=config.tile, pad=desc.receptive_radius)
             self.merge_px = merge_window_px(device=device, backend=bname) if config.merge else None
         self.per_repeat: dict[str, list[float]] = defaultdict(list)  # mean ms/frame of each stage, per repeat
         self.walls: list[float] = []
@@ -255,13 +137,14 @@ class ConfigRun:
         config, frames, decode_s = self.config, self.frames, self.decode_s
         s = config.scale
         h, w = frames[0].image.shape[:2]
-        mode, plan = self.res.mode, self.plan
+        mode = self.res.mode
         warm = rep == 0
         proc = None
         if mode != "bicubic":
-            tracker = MaskTracker(estimator=self.estimator or FocusEstimator(), every=config.mask_every)
-            proc = self.proc = FrameProcessor(engine=self.engine, plan=plan, tracker=tracker, batch=config.batch,
-                                              full_frame=mode == "full", merge_px=self.merge_px)
+            proc = self.proc = build_processor(engine=self.engine, height=h, width=w, tile=config.tile,
+                                               merge_px=self.merge_px, estimator=self.estimator,
+                                               mask_every=config.mask_every, batch=config.batch,
+                                               full_frame=mode == "full")
         enc = _MemoryEncoder(w * s, h * s, config.encode)
         todo = frames[: config.warmup] if warm else frames
         prev_alpha = None
@@ -290,7 +173,7 @@ class ConfigRun:
             if rep == 1:
                 if proc is not None:
                     self.tiles_run += len(ran)
-                    self.tiles_total += len(plan)
+                    self.tiles_total += len(proc.plan)
                     self.core_px += sum(tl.core_pixels for tl in windows)
                     self.window_px += sum(tl.window_pixels for tl in windows)
                 self.fg.append(mask.fg_fraction if mask is not None else (1.0 if mode == "full" else 0.0))
@@ -360,14 +243,15 @@ def reference_masks(frames: list[Frame], *, every: int) -> list[np.ndarray]:
 def _quality(out: np.ndarray, gt: np.ndarray, binary_lr: np.ndarray | None, acc: dict[str, list[float]]) -> None:
     if gt.shape != out.shape:
         gt = cv2.resize(gt, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA)
+    y_out, y_gt = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.cvtColor(gt, cv2.COLOR_RGB2GRAY)  # SSIM on luma
     acc["psnr_full"].append(psnr(out, gt))
-    acc["ssim_full"].append(ssim(out, gt))
+    acc["ssim_full"].append(ssim(y_out, y_gt))
     if binary_lr is not None:
         m = cv2.resize(binary_lr.astype(np.uint8), (out.shape[1], out.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
         acc["psnr_fg"].append(psnr(out, gt, m))
         acc["psnr_bg"].append(psnr(out, gt, ~m))
-        acc["ssim_fg"].append(ssim(out, gt, m))
-        acc["ssim_bg"].append(ssim(out, gt, ~m))
+        acc["ssim_fg"].append(ssim(y_out, y_gt, m))
+        acc["ssim_bg"].append(ssim(y_out, y_gt, ~m))
 
 
 def _gt_frames(input_path: Path | None, gt_path: Path | None, n: int, sample_spec) -> list[np.ndarray] | None:
@@ -482,96 +366,4 @@ def _brief(r: ConfigResult) -> dict:
             "fg_fraction": r.fg_fraction, "sr_pixel_fraction": r.sr_pixel_fraction}
 
 
-def to_markdown(report: dict) -> str:
-    """Human-readable tables of a report."""
-    w, h = report["input_size"]
-    lines = [f"# vidsr bench: {report['input']} {w}x{h} -> {w * report['scale']}x{h * report['scale']}, "
-             f"{report['frames']} frames", "",
-             f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
-             f"GPU: {report['machine']['gpu'] or 'none'}, torch {report['machine']['torch']}", "",
-             "| config | fps | wall ms/frame | " + " | ".join(f"{s} ms" for s in STAGES)
-             + " | SR px | FG | mask passes | peak RSS MB |",
-             "|---" * (7 + len(STAGES)) + "|"]
-    for r in report["results"]:
-        if r["status"] != "ok":
-            lines.append(f"| {r['name']} | unavailable: {r['reason']} |" + " |" * (5 + len(STAGES)))
-            continue
-        st = " | ".join(f"{r['stages_median_ms'][s]:.1f}" for s in STAGES)
-        lines.append(f"| {r['name']} | {r['fps']:.2f} | {r['wall_ms_per_frame']:.1f} | {st} | "
-                     f"{r['sr_pixel_fraction']:.0%} | {r['fg_fraction']:.0%} | {r['mask_passes']} | "
-                     f"{r['peak_rss_mb']:.0f} |")
-    if report["comparisons"]:
-        lines += ["", "| backend | SR speedup partial vs full | end-to-end speedup | ideal 1/fg | FG |",
-                  "|---|---|---|---|---|"]
-        for b, c in report["comparisons"].items():
-            if b == "backend_vs_torch":
-                continue
-            lines.append(f"| {b} | {c['sr_speedup']:.2f}x | {c['end_to_end_speedup']:.2f}x | "
-                         f"{c['ideal_speedup']:.2f}x | {c['fg_fraction']:.0%} |")
-        for b, ratio in report["comparisons"].get("backend_vs_torch", {}).items():
-            lines.append(f"\nSR stage, {b} vs torch fp32 (full frame): {ratio:.2f}x")
-    q = [r for r in report["results"] if r.get("quality")]
-    if q:
-        lines += ["", "| config | PSNR full | PSNR fg | PSNR bg | SSIM full | SSIM fg | SSIM bg | mask flicker |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for r in q:
-            qq = r["quality"]
-            lines.append(f"| {r['name']} | {qq.get('psnr_full', float('nan')):.2f} | "
-                         f"{qq.get('psnr_fg', float('nan')):.2f} | {qq.get('psnr_bg', float('nan')):.2f} | "
-                         f"{qq.get('ssim_full', float('nan')):.4f} | {qq.get('ssim_fg', float('nan')):.4f} | "
-                         f"{qq.get('ssim_bg', float('nan')):.4f} | "
-                         f"{r['mask_flicker'] if r['mask_flicker'] is not None else float('nan'):.4f} |")
-    if report["sweep"]:
-        lines += ["", "| target FG | SR px | fps | wall ms/frame | SR ms |", "|---|---|---|---|---|"]
-        for s in report["sweep"]:
-            lines.append(f"| {s['target_fg']:.0%} | {s['sr_pixel_fraction']:.0%} | {s['fps']:.2f} | "
-                         f"{s['wall_ms_per_frame']:.1f} | {s['sr_ms']:.1f} |")
-        cross = report["crossover_fg"]
-        lines.append("")
-        lines.append(f"Partial SR stops paying off at FG ≈ {cross:.0%}." if cross is not None
-                     else "Partial SR stayed faster than full-frame SR at every swept FG fraction.")
-    return "\n".join(lines) + "\n"
-
-
-def plot(report: dict, path: Path) -> Path:
-    """Stacked stage times per configuration, and fps vs FG fraction (needs matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise BackendUnavailable('--plot needs matplotlib: pip install -e ".[bench]"') from None
-    ok = [r for r in report["results"] if r["status"] == "ok"]
-    fig, axes = plt.subplots(1, 2 if report["sweep"] else 1, figsize=(13 if report["sweep"] else 8, 4.5),
-                             squeeze=False)
-    ax = axes[0][0]
-    bottom = np.zeros(len(ok))
-    for st in STAGES:
-        vals = np.array([r["stages_median_ms"][st] for r in ok])
-        ax.bar([r["name"] for r in ok], vals, bottom=bottom, label=st)
-        bottom += vals
-    ax.set_ylabel("ms / frame (median)")
-    ax.set_title("stage times")
-    ax.legend(fontsize=8)
-    ax.tick_params(axis="x", rotation=30, labelsize=8)
-    if report["sweep"]:
-        ax2 = axes[0][1]
-        xs = [s["sr_pixel_fraction"] for s in report["sweep"]]
-        ax2.plot(xs, [s["fps"] for s in report["sweep"]], "o-", label="partial SR")
-        full = next((r for r in ok if r["mode"] == "full"), None)
-        if full:
-            ax2.axhline(full["fps"], color="r", ls="--", label="full-frame SR")
-        ax2.set_xlabel("fraction of pixels through SR")
-        ax2.set_ylabel("fps")
-        ax2.set_title("fps vs foreground")
-        ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def write_json(report: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+__all__ = ["ConfigRun", "reference_masks", "run_bench", "run_config"]

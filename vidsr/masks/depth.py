@@ -30,7 +30,9 @@ import cv2
 import numpy as np
 
 from vidsr.checks import check_image
-from vidsr.errors import BackendUnavailable, InputError, ModelError, OutputError
+from vidsr.errors import BackendUnavailable, InputError, ModelError
+from vidsr.extras import install_hint, require
+from vidsr.fs import atomic_write
 
 if TYPE_CHECKING:
     from torch import nn
@@ -209,12 +211,10 @@ def predict(net: DepthNet, images: Sequence[np.ndarray], *, out_size: tuple[int,
 
 
 def _import_torch_transformers():
-    try:
-        import torch
-        import transformers
-    except ImportError:
-        raise BackendUnavailable("Depth Anything from a weights folder needs transformers: "
-                                 "pip install 'vidsr[depth]' (or give a .onnx file)") from None
+    import torch
+
+    transformers = require("transformers", extra="depth",
+                           what="Depth Anything from a weights folder needs transformers (a .onnx file does not)")
     return torch, transformers
 
 
@@ -390,7 +390,7 @@ class OrtDepth:
         providers = ["CPUExecutionProvider"]
         if self.device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendUnavailable("depth ONNX on cuda needs onnxruntime-gpu: pip install 'vidsr[gpu]'")
+                raise BackendUnavailable(f"depth ONNX on cuda needs onnxruntime-gpu: {install_hint('gpu')}")
             providers.insert(0, "CUDAExecutionProvider")
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
@@ -495,13 +495,5 @@ def export_depth_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: 
     entry = proto.metadata_props.add()
     entry.key, entry.value = FAMILY_KEY, json.dumps(dataclasses.asdict(family))
     onnx.checker.check_model(proto)
-    data = proto.SerializeToString()
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write depth ONNX file {path}: {e.strerror}") from None
+    atomic_write(path, proto.SerializeToString(), what="depth ONNX file")
     return path

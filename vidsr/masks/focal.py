@@ -25,7 +25,8 @@ import numpy as np
 from vidsr.checks import check_image
 from vidsr.masks.depth import DepthNet, predict
 from vidsr.errors import InputError
-from vidsr.masks.focus import focus_score, work_size
+from vidsr.masks.base import work_size
+from vidsr.masks.focus import focus_score
 
 FocalMode = Literal["focus", "point", "nearest"]
 

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from vidsr.checks import check_image
-from vidsr.errors import BackendUnavailable, ModelError
-from vidsr.masks.focus import work_size
+from vidsr.errors import ModelError
+from vidsr.extras import require
+from vidsr.masks.base import work_size
 from vidsr.weights import models_dir
 
 GENERAL = "selfie_segmentation.tflite"
@@ -30,15 +31,12 @@ def person_model_dir() -> Path:
 
 
 def _interpreter(path: Path, threads: int) -> Any:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise BackendUnavailable("--mask person needs the LiteRT runtime: pip install 'vidsr[person]' "
-                                 "(ai-edge-litert)") from None
+    litert = require("ai_edge_litert.interpreter", extra="person",
+                     what="--mask person needs the LiteRT runtime (ai-edge-litert)")
     if not path.is_file():
         raise ModelError(f"person segmentation model not found: {path} (it ships in models/person/)")
     try:
-        it = Interpreter(model_path=str(path), num_threads=threads)
+        it = litert.Interpreter(model_path=str(path), num_threads=threads)
         it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise ModelError(f"cannot load person segmentation model {path}: {e}") from None

@@ -12,9 +12,12 @@ from typing import Callable, Iterator
 import numpy as np
 
 from vidsr.errors import InputError
-from vidsr.media.io import (EncodeOptions, Frame, VideoWriter, atomic_output, check_output_path, probe,
-                      read_items)
-from vidsr.masks.focus import MaskTracker
+from vidsr.media.codecs import EncodeOptions
+from vidsr.media.output import atomic_output, check_output_path
+from vidsr.media.reader import probe, read_items
+from vidsr.media.types import Frame
+from vidsr.media.writer import VideoWriter
+from vidsr.masks.tracker import MaskTracker
 
 
 @dataclass

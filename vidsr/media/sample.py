@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from vidsr.errors import InputError, OutputError
-from vidsr.media.io import atomic_output, check_output_path, muxer_name
+from vidsr.media.codecs import muxer_name
+from vidsr.media.output import atomic_output, check_output_path
 
 SAMPLE_RATE = 48000
 

@@ -9,6 +9,8 @@ Each segment file also holds the frames just before its start (from an earlier s
 point), so a worker can warm up the mask tracker on them and the mask does not jump at the
 boundary. Joining copies the upscaled segments' video packets into one file, interleaved
 with the original's audio and subtitle packets (copied once, from the original).
+:func:`renumber_segments` gives a resumable run's segments (:mod:`vidsr.pipeline.resume`)
+their joined timestamps; that run joins them through its own writer.
 """
 
 from __future__ import annotations
@@ -24,14 +26,12 @@ from pathlib import Path
 
 import av
 import av.error
+import numpy as np
 
 from vidsr.errors import InputError, OutputError
-from vidsr.media.io import (can_copy, carries, embed, embedded, is_side, main_video_stream, read_chapters,
-                      write_chapters)
-
-# container/stream tags that describe the old file rather than its content
-_STALE_TAGS = ("encoder", "duration", "bps", "number_of_frames", "number_of_bytes", "_statistics",
-               "major_brand", "minor_version", "compatible_brands")
+from vidsr.media.open import open_file
+from vidsr.media.streams import (can_copy, carries, clean_tags, describe_stream, embed, embedded, is_side,
+                                 main_video_stream, read_chapters, write_chapters)
 
 
 @dataclass(frozen=True)
@@ -89,19 +89,9 @@ class _Scan:
     last_duration: int
 
 
-def _open(path: str | Path) -> av.container.InputContainer:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"input not found or not a file: {p}")
-    try:
-        return av.open(str(p))
-    except (av.error.FFmpegError, OSError) as e:
-        raise InputError(f"cannot open {p}: {getattr(e, 'strerror', None) or e}") from None
-
-
 def _scan(path: str | Path) -> _Scan:
     """Read every video packet of ``path`` (no decoding): pts, key flag, and content hashes."""
-    with contextlib.closing(_open(path)) as c:
+    with contextlib.closing(open_file(path)) as c:
         v = main_video_stream(c, path)
         tb = v.time_base or Fraction(1, 90000)
         pts: list[int] = []
@@ -277,7 +267,7 @@ def write_segment(source: str | Path, segment: Segment, dest: str | Path) -> tup
 
 
 def _copy_packets(source: str | Path, segment: Segment, dest: Path) -> int:
-    with contextlib.closing(_open(source)) as c:
+    with contextlib.closing(open_file(source)) as c:
         v = main_video_stream(c, source)
         try:
             out = av.open(str(dest), mode="w")
@@ -302,14 +292,47 @@ def _copy_packets(source: str | Path, segment: Segment, dest: Path) -> int:
     return n
 
 
-def _clean(tags) -> dict[str, str]:
-    return {k: v for k, v in dict(tags).items() if not k.lower().startswith(_STALE_TAGS)}
+def _part_pts(c: av.container.InputContainer, v: av.stream.Stream, start: Fraction) -> tuple[list[int], int]:
+    """The pts of a part's video packets (in file order) and the ticks that move its first frame
+    to ``start`` seconds, undoing a muxer's shift (an mp4 edit list, rounded to 1 ms). Rewinds ``c``."""
+    pts = [p.pts for p in c.demux(v) if p.pts is not None and p.size]
+    c.seek(0)
+    return pts, (round(start / v.time_base) - min(pts) if pts else 0)
 
 
-def _describe(s: av.stream.Stream) -> str:
-    name = s.codec_context.name if s.codec_context else "unknown"
-    lang = f", {s.language}" if s.language else ""
-    return f"{s.type} stream #{s.index} ({name}{lang})"
+def renumber_segments(parts: Sequence[av.container.InputContainer],
+                      starts: Sequence[Fraction]) -> Iterator[av.Packet]:
+    """The video packets of segments encoded one after another (a fresh encoder each), in
+    decode order, with timestamps fit for the joined stream.
+
+    pts: as encoded, each segment moved to its known ``starts`` (seconds). dts: each
+    segment's encoder starts its dts ``delay`` frames early, which would overlap the previous
+    segment, so they are rebuilt: dts_i = the (i - delay)-th smallest pts, as the encoder itself
+    numbers them.
+    """
+    pts_lists, shifts = [], []
+    for c, start in zip(parts, starts):
+        pts, shift = _part_pts(c, c.streams.video[0], start)
+        shifts.append(shift)
+        pts_lists.append([p + shift for p in pts])
+    delay = 0  # the largest (decode position - presentation position); segments do not overlap in pts
+    for pts in pts_lists:
+        if pts:
+            ranks = np.argsort(np.argsort(np.asarray(pts, dtype=np.int64), kind="stable"), kind="stable")
+            delay = max(delay, int((np.arange(len(pts)) - ranks).max()))
+    ordered = sorted(pts_lists[0])
+    step = max(1, ordered[1] - ordered[0]) if len(ordered) > 1 else 1
+    heap: list[int] = []
+    i = 0
+    for c, shift in zip(parts, shifts):
+        for p in c.demux(c.streams.video[0]):
+            if p.pts is None or not p.size:
+                continue
+            p.pts += shift
+            heapq.heappush(heap, p.pts)
+            p.dts = heapq.heappop(heap) if i >= delay else ordered[0] - (delay - i) * step
+            i += 1
+            yield p
 
 
 @dataclass(frozen=True)
@@ -328,8 +351,13 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
     Container and video-stream metadata come from the first part (which carries the
     original's). Packets are interleaved by time, so memory does not grow with length.
 
+    Decode times are the parts' own (a part's first one is moved up one tick where its
+    encoder delay overlaps the previous part's tail); resumable runs, whose NUT segments keep
+    none, rebuild them instead (:func:`renumber_segments`).
+
     Args:
         container: muxer name (default: from ``output``'s extension).
+        starts: each part's start in seconds; a part a muxer moved (an mp4 edit list) goes back to it.
     Raises:
         OutputError: parts that do not fit together, or the output cannot be written.
     """
@@ -337,7 +365,7 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
         raise OutputError("nothing to join: no segments")
     warnings: list[str] = []
     with contextlib.ExitStack() as stack:
-        ins = [stack.enter_context(contextlib.closing(_open(p))) for p in parts]
+        ins = [stack.enter_context(contextlib.closing(open_file(p))) for p in parts]
         vids = [main_video_stream(c, p) for c, p in zip(ins, parts)]
         ref = vids[0]
 
@@ -358,14 +386,14 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
         ov = out.add_stream_from_template(ref)
         if ref.average_rate:  # else Matroska declares one frame per time-base tick (DefaultDuration)
             ov.codec_context.framerate = ref.average_rate
-        ov.metadata.update(_clean(ref.metadata))
+        ov.metadata.update(clean_tags(ref.metadata))
         # a part's flags are what its own muxer set (mp4 marks its video default): kept only within one format
         ov.disposition = ref.disposition if ins[0].format.name == out.format.name else 0
-        out.metadata.update(_clean(ins[0].metadata))
+        out.metadata.update(clean_tags(ins[0].metadata))
         side: dict[int, av.stream.Stream] = {}
         src = None
         if source is not None:
-            src = stack.enter_context(contextlib.closing(_open(source)))
+            src = stack.enter_context(contextlib.closing(open_file(source)))
             fmt = out.format.name
             video = main_video_stream(src, source)
             for s in src.streams:
@@ -376,22 +404,18 @@ def join_segments(parts: Sequence[str | Path], output: str | Path, *, source: st
                 if not is_side(s) or s.index == video.index:
                     continue
                 if not can_copy(fmt, s):
-                    warnings.append(f"{_describe(s)} dropped: {Path(output).suffix or fmt} cannot hold it as is "
+                    warnings.append(f"{describe_stream(s)} dropped: {Path(output).suffix or fmt} cannot hold it as is "
                                     "(with --workers side streams are copied, not converted; try .mkv)")
                     continue
                 o = out.add_stream_from_template(s)
-                o.metadata.update(_clean(s.metadata))
+                o.metadata.update(clean_tags(s.metadata))
                 o.disposition = s.disposition
                 side[s.index] = o
         write_chapters(out, read_chapters(src if src is not None else ins[0]))
 
         shifts = [0] * len(parts)
-        if starts is not None:  # a part whose muxer moved it (an mp4 edit list in ms) goes back to its start
-            for k, (s, c) in enumerate(zip(vids, ins)):
-                first = min((p.pts for p in c.demux(s) if p.pts is not None and p.size), default=None)
-                c.seek(0)
-                if first is not None:
-                    shifts[k] = round(starts[k] / s.time_base) - first
+        if starts is not None:
+            shifts = [_part_pts(c, s, start)[1] for c, s, start in zip(ins, vids, starts)]
 
         def video_packets() -> Iterator[tuple[Fraction, int, av.Packet]]:
             last: int | None = None

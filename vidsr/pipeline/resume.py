@@ -28,17 +28,21 @@ import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import av
 import av.error
 import numpy as np
 
 from vidsr.errors import InputError, OutputError
-from vidsr.media.io import Frame, Passthrough, VideoWriter, carries, is_side, main_video_stream
+from vidsr.fs import atomic_write
+from vidsr.media.segments import renumber_segments
+from vidsr.media.streams import carries, is_side, main_video_stream
+from vidsr.media.types import Frame, Passthrough
+from vidsr.media.writer import VideoWriter
 
 JOURNAL = "journal.json"
-VERSION = 1
+VERSION = 2  # 2: the key holds UpscaleConfig.output_key (model by sha256)
 SEGMENT_SUFFIX = ".nut"
 """Segments are NUT files: NUT keeps any time base exactly (mp4's edit lists round a late start
 to the movie's 1 ms clock, Matroska rounds every timestamp to 1 ms) and holds any codec; its
@@ -57,17 +61,13 @@ def work_dir_for(output: Path) -> Path:
     return output.with_name(f".{output.name}.vidsr-resume")
 
 
-def fingerprint(input_path: Path, settings: dict) -> str:
-    """What a journal must match to be continued: the input file (path, size, mtime) and the
-    settings that change the output (``settings`` must be JSON-able with ``default=str``)."""
+def fingerprint(input_path: Path, output_key: str) -> str:
+    """What a journal must match to be continued: the input file (path, size, mtime) and
+    ``output_key`` (:meth:`vidsr.pipeline.config.UpscaleConfig.output_key`: settings and model)."""
     st = input_path.stat()
     ident = {"input": str(input_path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-             "settings": settings, "version": VERSION}
-    model = settings.get("model")
-    if model and Path(str(model)).is_file():
-        mst = Path(str(model)).stat()
-        ident["model_file"] = [mst.st_size, mst.st_mtime_ns]
-    blob = json.dumps(ident, sort_keys=True, default=str).encode()
+             "output": output_key, "version": VERSION}
+    blob = json.dumps(ident, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -153,12 +153,7 @@ class ResumeJob:
     def _save(self) -> None:
         data = {"key": self.key, "version": VERSION, "segments": self.segments,
                 "next_pts": self.next_pts, "finished": self.finished}
-        tmp = self.dir / (JOURNAL + ".partial")
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.dir / JOURNAL)
+        atomic_write(self.dir / JOURNAL, json.dumps(data, indent=1).encode(), what="resume journal")
 
     def commit(self, partial: Path, *, start_pts: int, frames: int, next_pts: int | None) -> None:
         """Make a finished segment file permanent and record it."""
@@ -195,7 +190,7 @@ class ResumeJob:
                 sources = [s for s in src.streams if is_side(s) and s.index != video.index]
             writer = make(path, parts[0].streams.video[0], sources)
             stack.callback(writer.abort)
-            video = _renumbered(parts, [s["start_pts"] * time_base for s in self.segments])
+            video = renumber_segments(parts, [s["start_pts"] * time_base for s in self.segments])
             side = (Passthrough(packet=p, stream_index=p.stream.index)
                     for p in src.demux(*sources) if carries(p)) if sources else iter(())
             for item in heapq.merge(video, side, key=_seconds):
@@ -214,41 +209,6 @@ def _seconds(item) -> float:
     p = item.packet if isinstance(item, Passthrough) else item
     t = p.dts if p.dts is not None else p.pts
     return float(t * p.time_base) if t is not None else 0.0
-
-
-def _renumbered(parts: list[av.container.InputContainer], starts: list[Fraction]) -> Iterator[av.Packet]:
-    """The segments' video packets in decode order with timestamps fit for the joined stream.
-
-    pts: as encoded; a muxer that shifted a segment (to keep its early dts >= 0) is undone
-    with the segment's known start time. dts: each segment's encoder starts its dts
-    ``delay`` frames early, which would overlap the previous segment, so they are rebuilt:
-    dts_i = the (i - delay)-th smallest pts, as the encoder itself numbers them.
-    """
-    pts_lists, shifts = [], []
-    for c, start in zip(parts, starts):
-        v = c.streams.video[0]
-        pts = [p.pts for p in c.demux(v) if p.pts is not None]
-        shifts.append(min(pts) - round(start / v.time_base) if pts else 0)
-        pts_lists.append([p - shifts[-1] for p in pts])
-        c.seek(0)
-    delay = 0  # the largest (decode position - presentation position); segments do not overlap in pts
-    for pts in pts_lists:
-        if pts:
-            ranks = np.argsort(np.argsort(np.asarray(pts, dtype=np.int64), kind="stable"), kind="stable")
-            delay = max(delay, int((np.arange(len(pts)) - ranks).max()))
-    ordered = sorted(pts_lists[0])
-    step = max(1, ordered[1] - ordered[0]) if len(ordered) > 1 else 1
-    heap: list[int] = []
-    i = 0
-    for c, shift in zip(parts, shifts):
-        for p in c.demux(c.streams.video[0]):
-            if p.pts is None:
-                continue
-            p.pts -= shift
-            heapq.heappush(heap, p.pts)
-            p.dts = heapq.heappop(heap) if i >= delay else ordered[0] - (delay - i) * step
-            i += 1
-            yield p
 
 
 class SegmentedWriter:

@@ -3,8 +3,8 @@
 Modules: ``degrade`` (LR generation), ``data`` (photos -> patch cache), ``loop`` (TrainConfig,
 train), ``evaluate`` (PSNR/SSIM vs bicubic), ``dataset`` (RGB | depth | masked-RGB dataset
 builder), ``samplers`` (foreground patch samplers), ``losses`` (depth semantic loss),
-``research_eval`` (FG/BG scores of bicubic, full and partial SR on a dataset), ``cli`` (click
-commands ``train``, ``eval-sr``, ``dataset``, ``eval``).
+``research_eval`` (FG/BG scores of bicubic, full and partial SR on a dataset). Their commands
+(``train``, ``eval-sr``, ``dataset``, ``eval``) live in vidsr/cli/.
 """
 
 from __future__ import annotations

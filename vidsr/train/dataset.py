@@ -8,7 +8,7 @@ videos (every k-th frame, or the first frames of shots) and photographs:
 - the grey map is the weight-free focus map (:func:`vidsr.masks.focus.focus_score`, bright = sharp)
   by default, or normalised inverse depth (bright = near) from a Depth Anything model when
   one is given; the mask is the in-focus band of that map, thresholded, cleaned and feathered
-  exactly as ``vidsr upscale`` does (:class:`vidsr.masks.focus.MaskTracker`, one frame at a time);
+  exactly as ``vidsr upscale`` does (:class:`vidsr.masks.tracker.MaskTracker`, one frame at a time);
 - frames are processed by a ``multiprocessing`` pool (spawned workers) with a progress bar;
 - train/test split is by *source*, so frames of one clip never land in both splits.
 
@@ -38,7 +38,9 @@ import cv2
 import numpy as np
 
 from vidsr.errors import InputError, OutputError
-from vidsr.masks.focus import FocusEstimator, MaskTracker, focus_score, work_size
+from vidsr.masks.base import work_size
+from vidsr.masks.focus import FocusEstimator, focus_score
+from vidsr.masks.tracker import MaskTracker
 from vidsr.train.data import IMAGE_SUFFIXES, load_rgb, resize_long_side
 
 FORMAT = "vidsr-dataset"
@@ -251,8 +253,9 @@ def select_frames(path: Path, *, every: int, select: Select = "every", max_frame
     absolute difference of tiny grey thumbnails above ``cut_threshold``), plus every k-th
     frame after it within the shot when ``every`` > 0.
     """
-    from vidsr.media.io import Frame, read_items
-    from vidsr.masks.focus import thumb
+    from vidsr.media.reader import read_items
+    from vidsr.media.types import Frame
+    from vidsr.masks.tracker import thumb
 
     kept, prev, shot_start = 0, None, 0
     for item in read_items(path, copy_streams=False):

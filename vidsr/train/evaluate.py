@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vidsr.errors import InputError
+from vidsr.extras import require
+from vidsr.metrics import SSIM_RADIUS, psnr, rgb_to_y, ssim
 from vidsr.train.data import list_images, load_rgb, resize_long_side
 from vidsr.train.degrade import DOWNSCALES, Downscale, downscale
 
@@ -54,10 +55,7 @@ class EvalRecord:
 
 def skimage_photos() -> list[EvalImage]:
     """The colour photographs shipped inside scikit-image (``skimage.data``)."""
-    try:
-        from skimage import data
-    except ImportError:
-        raise InputError("evaluation on skimage.data photos needs scikit-image: pip install scikit-image") from None
+    data = require("skimage.data", extra="train", what="evaluation on skimage.data photos needs scikit-image")
     loaders = {
         "astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea,
         "rocket": data.rocket, "motorcycle": lambda: data.stereo_motorcycle()[0],
@@ -76,44 +74,6 @@ def folder_photos(folder: Path, *, long_side: int | None = None) -> list[EvalIma
     return out
 
 
-def rgb_to_y(img: np.ndarray) -> np.ndarray:
-    """BT.601 luma of (..., 3) RGB floats in [0, 1], in [16/255, 235/255] (Matlab ``rgb2ycbcr``)."""
-    return (16.0 + img @ np.array([65.481, 128.553, 24.966])) / 255.0
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two float arrays in [0, 1]."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM (Wang et al. 2004: 11x11 Gaussian, sigma 1.5, K1=0.01, K2=0.03) of floats in [0, 1].
-
-    Args:
-        a, b: (H, W) or (H, W, C) arrays; channels are averaged.
-    """
-    if a.ndim == 3:
-        return float(np.mean([ssim(a[..., c], b[..., c]) for c in range(a.shape[2])]))
-    return float(ssim_map(a, b)[5:-5, 5:-5].mean())
-
-
-def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-pixel SSIM of two (H, W) float arrays in [0, 1] (the map :func:`ssim` averages;
-    masked scores average it over a region)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-
-    def blur(x: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(x, (11, 11), sigmaX=1.5, sigmaY=1.5, borderType=cv2.BORDER_REFLECT)
-
-    mu_a, mu_b = blur(a), blur(b)
-    va = blur(a * a) - mu_a ** 2
-    vb = blur(b * b) - mu_b ** 2
-    cov = blur(a * b) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2))
-
-
 def score(sr: np.ndarray, hr: np.ndarray, *, shave: int) -> Scores:
     """Scores of (H, W, 3) uint8 ``sr`` against ``hr`` with ``shave`` border pixels dropped."""
     if sr.shape != hr.shape:
@@ -121,7 +81,8 @@ def score(sr: np.ndarray, hr: np.ndarray, *, shave: int) -> Scores:
     s = (slice(shave, -shave or None), slice(shave, -shave or None))
     a, b = sr[s].astype(np.float64) / 255.0, hr[s].astype(np.float64) / 255.0
     ya, yb = rgb_to_y(a), rgb_to_y(b)
-    return Scores(psnr_y=psnr(ya, yb), ssim_y=ssim(ya, yb), psnr_rgb=psnr(a, b), ssim_rgb=ssim(a, b))
+    return Scores(psnr_y=psnr(ya, yb, data_range=1.0), ssim_y=ssim(ya, yb, data_range=1.0, border=SSIM_RADIUS),
+                  psnr_rgb=psnr(a, b, data_range=1.0), ssim_rgb=ssim(a, b, data_range=1.0, border=SSIM_RADIUS))
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:

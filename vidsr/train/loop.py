@@ -9,13 +9,14 @@ A run folder holds:
   config.json    the TrainConfig (resume refuses a different one)
   metrics.jsonl  one line per log interval (train loss, fixed-batch validation L1, lr, time)
   state.pt       everything needed to resume (weights, Adam state, RNG states, step)
-  model.pt       the final network as a vidsr checkpoint (vidsr.weights.save_checkpoint)
+  model.pt       the final network as a vidsr checkpoint (vidsr.checkpoint.save_checkpoint)
   metrics.json   summary written at the end (and extended by evaluation)
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import math
 import time
@@ -28,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidsr.arch import Compact, ESPCN
-from vidsr.arch.compact import Residual
+from vidsr.arch import REGISTRY
+from vidsr.arch.base import Residual
 from vidsr.errors import InputError
-from vidsr.weights import save_checkpoint
+from vidsr.fs import atomic_write
+from vidsr.checkpoint import save_checkpoint
 from vidsr.train.data import PatchConfig, build_patch_cache, list_images, sample_hr
 from vidsr.train.dataset import is_dataset, read_dataset
 from vidsr.train.degrade import DegradeConfig, degrade_batch
@@ -45,30 +47,34 @@ RESUME_DEFAULTS = {"sampler": "full", "min_coverage": 0.5, "ema": 0.0, "init": N
                    "loss": {"pixel": "l1", "w_fg": 1.0, "w_bg": 1.0, "eps": 1e-3}}
 
 
+class _ArchConfig:
+    """Builds the network through :data:`vidsr.arch.REGISTRY`: every field but ``arch`` is a
+    keyword argument of the architecture."""
+
+    def build(self, scale: int) -> nn.Module:
+        config = asdict(self)
+        arch = config.pop("arch")
+        return REGISTRY.build(arch, {"scale": scale, **config})
+
+
 @dataclass(frozen=True, kw_only=True)
-class CompactSpec:
-    """Config of a :class:`vidsr.arch.Compact` to train."""
+class CompactSpec(_ArchConfig):
+    """Config of a :class:`vidsr.arch.Compact` to train (smaller than its defaults)."""
 
     num_feat: int = 16
     num_conv: int = 4
     residual: Residual = "bicubic"
     arch: Literal["compact"] = "compact"
 
-    def build(self, scale: int) -> nn.Module:
-        return Compact(scale=scale, num_feat=self.num_feat, num_conv=self.num_conv, residual=self.residual)
-
 
 @dataclass(frozen=True, kw_only=True)
-class ESPCNSpec:
+class ESPCNSpec(_ArchConfig):
     """Config of a :class:`vidsr.arch.ESPCN` to train."""
 
     feat1: int = 16
     feat2: int = 16
     residual: Residual = "bicubic"
     arch: Literal["espcn"] = "espcn"
-
-    def build(self, scale: int) -> nn.Module:
-        return ESPCN(scale=scale, feat1=self.feat1, feat2=self.feat2, residual=self.residual)
 
 
 ModelSpec = CompactSpec | ESPCNSpec
@@ -207,7 +213,7 @@ def _dataset_summary(cfg: TrainConfig, source: MaskedPatchSource | None) -> dict
 
 def load_init(model: nn.Module, path: Path) -> None:
     """Copy the weights of the vidsr checkpoint at ``path`` into ``model`` (same architecture)."""
-    from vidsr.weights import load_checkpoint
+    from vidsr.checkpoint import load_checkpoint
 
     other, _ = load_checkpoint(path)
     try:
@@ -240,9 +246,9 @@ def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, ste
     }
     if ema is not None:
         state["ema"] = ema.state_dict()
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue(), what="training state")
 
 
 def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> None:

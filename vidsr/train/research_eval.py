@@ -11,7 +11,7 @@ with one clean kernel (antialiased bicubic by default, as in the thesis). Method
   ``partial_mask="dataset"``, taken from the dataset (an oracle mask).
 
 Regions come from the dataset's mask (soft mask >= 0.5, at HR): ``fg`` and ``bg``, plus
-``full``. PSNR and SSIM (Wang et al., :func:`vidsr.train.evaluate.ssim_map`) on BT.601 Y and on
+``full``. PSNR and SSIM (Wang et al., :func:`vidsr.metrics.ssim_map`) on BT.601 Y and on
 RGB, ``scale`` border pixels shaved, outputs rounded to uint8. Means are over frames (a frame
 with an empty region does not count for that region).
 """
@@ -31,14 +31,15 @@ from torch import nn
 from vidsr.arch import ModelDescriptor
 from vidsr.composite import upscale_background
 from vidsr.errors import InputError
-from vidsr.masks.focus import FocusEstimator, MaskFrame, MaskTracker
+from vidsr.masks.base import MaskFrame
+from vidsr.masks.focus import FocusEstimator
+from vidsr.masks.tracker import MaskTracker
+from vidsr.metrics import SSIM_RADIUS, psnr, rgb_to_y, ssim_map
 from vidsr.train.dataset import load_sample, read_dataset
 from vidsr.train.degrade import Downscale, downscale
-from vidsr.train.evaluate import psnr, rgb_to_y, ssim_map
 
 REGIONS = ("full", "fg", "bg")
 METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
-SSIM_BORDER = 5  # as vidsr.train.evaluate.ssim: the 11x11 window's half-width is not scored
 PartialMask = Literal["estimated", "dataset"]
 
 
@@ -69,9 +70,9 @@ def region_scores(out: np.ndarray, hr: np.ndarray, fg: np.ndarray, *, shave: int
     a, b, m = out[s].astype(np.float64) / 255.0, hr[s].astype(np.float64) / 255.0, fg[s]
     ya, yb = rgb_to_y(a), rgb_to_y(b)
     inner = np.zeros(m.shape, bool)
-    inner[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER] = True
-    maps_y = ssim_map(ya, yb)
-    maps_rgb = [ssim_map(a[..., c], b[..., c]) for c in range(3)]
+    inner[SSIM_RADIUS:-SSIM_RADIUS, SSIM_RADIUS:-SSIM_RADIUS] = True  # as metrics.ssim(border=SSIM_RADIUS)
+    maps_y = ssim_map(ya, yb, data_range=1.0)
+    maps_rgb = [ssim_map(a[..., c], b[..., c], data_range=1.0) for c in range(3)]
     regions = {"full": np.ones(m.shape, bool), "fg": m, "bg": ~m}
     result = {}
     for name, r in regions.items():
@@ -80,9 +81,9 @@ def region_scores(out: np.ndarray, hr: np.ndarray, fg: np.ndarray, *, shave: int
             continue
         ri = r & inner
         result[name] = {
-            "psnr_y": psnr(ya[r], yb[r]),
+            "psnr_y": psnr(ya[r], yb[r], data_range=1.0),
             "ssim_y": float(maps_y[ri].mean()) if ri.any() else float("nan"),
-            "psnr_rgb": psnr(a[r], b[r]),
+            "psnr_rgb": psnr(a[r], b[r], data_range=1.0),
             "ssim_rgb": float(np.mean([mp[ri].mean() for mp in maps_rgb])) if ri.any() else float("nan"),
         }
     return result
@@ -90,14 +91,13 @@ def region_scores(out: np.ndarray, hr: np.ndarray, fg: np.ndarray, *, shave: int
 
 def _processor(nm: NamedModel, lr_shape: tuple[int, int], *, full_frame: bool, tile: int, feather_px: float):
     from vidsr.backends import backend_from_name, create_engine
-    from vidsr.pipeline.run import FrameProcessor, merge_window_px
-    from vidsr.tiling import plan_tiles
+    from vidsr.frame import build_processor
+    from vidsr.pipeline.config import merge_window_px
 
     engine = create_engine(nm.model, nm.descriptor, backend_from_name("torch", device="cpu", tile=tile))
-    plan = plan_tiles(lr_shape[0], lr_shape[1], tile=tile, pad=nm.descriptor.receptive_radius)
-    tracker = MaskTracker(estimator=FocusEstimator(), every=1, feather_px=feather_px)
-    return FrameProcessor(engine=engine, plan=plan, tracker=tracker, full_frame=full_frame,
-                          merge_px=merge_window_px(device="cpu", backend="torch"))
+    return build_processor(engine=engine, height=lr_shape[0], width=lr_shape[1], tile=tile,
+                           merge_px=merge_window_px(device="cpu", backend="torch"), mask_every=1,
+                           feather_px=feather_px, full_frame=full_frame)
 
 
 def _dataset_mask(alpha_hr: np.ndarray, lr_shape: tuple[int, int]) -> MaskFrame:

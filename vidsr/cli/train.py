@@ -1,44 +1,35 @@
-"""Click commands ``train``, ``eval-sr``, ``dataset build|show`` and ``eval`` (added to the main
-``vidsr`` group by vidsr.cli).
+"""``vidsr train`` and ``vidsr eval-sr``: train a small SR network, score a model on photographs.
 
-Run standalone with ``python -m vidsr.train.cli train ...``.
+Run standalone with ``python -m vidsr.cli.train train ...``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from torch import nn
-from tqdm import tqdm
 
-from vidsr.arch import ModelDescriptor
-from vidsr.errors import VidsrError
-from vidsr.train.data import PatchConfig, list_images
-from vidsr.train.dataset import BuildConfig, build_dataset, format_summary, is_dataset, read_dataset, summarize_dataset
-from vidsr.train.degrade import DegradeConfig
-from vidsr.train.evaluate import EvalImage, EvalRecord, evaluate, folder_photos, format_table, skimage_photos, summarize
-from vidsr.train.loop import CompactSpec, ESPCNSpec, TrainConfig, train, write_final
-from vidsr.train.losses import LossConfig
-from vidsr.train.samplers import SAMPLERS
+if TYPE_CHECKING:
+    from vidsr.train.evaluate import EvalImage, EvalRecord
+
+SAMPLERS = ("full", "unique", "random", "jitter")
+"""vidsr.train.samplers.SAMPLERS (that module loads torch; a test ties the two)."""
 
 
 def _eval_images(*, use_skimage: bool, folders: tuple[Path, ...], long_side: int | None) -> list[EvalImage]:
+    from vidsr.train.evaluate import folder_photos, skimage_photos
+
     images = skimage_photos() if use_skimage else []
     for folder in folders:
         images += folder_photos(folder, long_side=long_side)
     return images
 
 
-def _load_model(name_or_path: str) -> tuple[nn.Module, ModelDescriptor]:
-    """A checkpoint path, or a model name from models/manifest.json, at its own scale."""
-    from vidsr.weights import resolve_model
-
-    return resolve_model(name_or_path, scale=None)  # raises a clear ModelError for unknown names
-
-
 def _print_eval(records: list[EvalRecord], json_path: Path | None) -> dict:
+    from vidsr.train.evaluate import format_table, summarize
+
     click.echo(format_table(records))
     summary = summarize(records)
     for kind, m in summary["mean"].items():
@@ -54,9 +45,12 @@ class _Progress:
     """Two tqdm bars: photos cut into patches, then optimiser steps."""
 
     def __init__(self, *, images: int, steps: int) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
         self._steps = steps
         self._photos = tqdm(total=images, desc="photos->patches", unit="photo")
-        self._train: tqdm | None = None
+        self._train = None
 
     def image(self, _path: Path) -> None:
         self._photos.update(1)
@@ -64,7 +58,7 @@ class _Progress:
     def step(self, step: int, loss: float) -> None:
         if self._train is None:
             self._photos.close()
-            self._train = tqdm(total=self._steps, initial=step - 1, desc="train", unit="step")
+            self._train = self._tqdm(total=self._steps, initial=step - 1, desc="train", unit="step")
         self._train.update(1)
         if step % 50 == 0:
             self._train.set_postfix(loss=f"{loss:.4f}")
@@ -140,6 +134,14 @@ def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: in
                   sampler: str, min_coverage: float, loss_kind: str, w_fg: float | None, w_bg: float | None,
                   ema: float, init_path: Path | None, thesis_lr: bool) -> None:
     """Train a small SR network on patches of photographs or of a dataset's frames, then evaluate it."""
+    from vidsr.errors import VidsrError
+    from vidsr.train.data import PatchConfig, list_images
+    from vidsr.train.dataset import is_dataset, read_dataset
+    from vidsr.train.degrade import DegradeConfig
+    from vidsr.train.evaluate import evaluate
+    from vidsr.train.loop import CompactSpec, ESPCNSpec, TrainConfig, train, write_final
+    from vidsr.train.losses import LossConfig
+
     s = int(scale)
     if thesis_lr:
         p_area = p_blur = p_jpeg = p_h264 = 0.0
@@ -191,9 +193,13 @@ def eval_sr_command(model_name: str, use_skimage: bool, folders: tuple[Path, ...
     """PSNR/SSIM (Y and RGB) of a model vs bicubic on antialiased-bicubic and area-downscaled LR."""
     import torch
 
+    from vidsr.checkpoint import resolve_model
+    from vidsr.errors import VidsrError
+    from vidsr.train.evaluate import evaluate
+
     torch.set_num_threads(threads)
     try:
-        model, desc = _load_model(model_name)
+        model, desc = resolve_model(model_name, scale=None)  # a checkpoint path or a shipped name, at its scale
         images = _eval_images(use_skimage=use_skimage, folders=folders, long_side=long_side)
         click.echo(f"{desc.name}: {desc.arch} x{desc.scale}, {len(images)} images")
         _print_eval(evaluate(model, images, scale=desc.scale), json_path)
@@ -201,123 +207,15 @@ def eval_sr_command(model_name: str, use_skimage: bool, folders: tuple[Path, ...
         raise click.ClickException(str(e)) from None
 
 
-@click.group("dataset")
-def dataset_group() -> None:
-    """Build and inspect KPopStarsSR-style datasets (RGB | depth | masked RGB samples + manifest)."""
-
-
-@dataset_group.command("build")
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Dataset folder: samples/, masks/, manifest.json, manifest.csv.")
-@click.option("--every", type=int, default=30, show_default=True,
-              help="Videos: keep every k-th frame (with --keyframes cuts: every k-th within a shot, 0 = shot starts only).")
-@click.option("--keyframes", "select", type=click.Choice(["every", "cuts"]), default="every", show_default=True,
-              help="every: every k-th frame; cuts: the first frame of each shot (scene-cut keyframes).")
-@click.option("--max-frames", type=click.IntRange(1), default=None, help="At most this many frames per video.")
-@click.option("--long-side", type=int, default=None, help="Area-shrink frames whose longer side is larger.")
-@click.option("--test-fraction", type=float, default=0.2, show_default=True,
-              help="Share of the sources (not frames) in the test split, chosen by a seeded hash of the name.")
-@click.option("--test-source", "test_sources", multiple=True,
-              help="Glob on source names/paths: exactly the matching sources form the test split (repeatable).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Salt of the split hash.")
-@click.option("--depth-model", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Depth Anything folder or .onnx: grey panel = inverse depth, mask = in-focus depth band. "
-                   "Default: the weight-free focus map.")
-@click.option("--depth-size", type=int, default=None,
-              help="Depth network input long side [default: 448 for Depth Anything, a DPT's training size].")
-@click.option("--focus-floor", type=float, default=1e-3, show_default=True,
-              help="Focus map floor: higher keeps grain in smooth bokeh/sky from scoring as sharp.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Worker processes.")
-@click.option("--overwrite", is_flag=True, help="Replace a dataset already in --out.")
-def dataset_build_command(sources: tuple[Path, ...], out: Path, every: int, select: str, max_frames: int | None,
-                          long_side: int | None, test_fraction: float, test_sources: tuple[str, ...], seed: int,
-                          depth_model: Path | None, depth_size: int | None, focus_floor: float, workers: int,
-                          overwrite: bool) -> None:
-    """Frames of videos (and photos) -> one RGB | depth | masked-RGB image per sample + manifest."""
-    try:
-        cfg = BuildConfig(every=every, select=select, max_frames=max_frames, long_side=long_side,  # type: ignore[arg-type]
-                          test_fraction=test_fraction, test_sources=test_sources, seed=seed,
-                          depth_model=depth_model, depth_size=depth_size, focus_floor=focus_floor, workers=workers)
-        with tqdm(desc="dataset", unit="sample") as bar:
-            ds = build_dataset(sources, out, config=cfg, overwrite=overwrite, on_sample=lambda _r: bar.update(1))
-        click.echo(format_summary(summarize_dataset(ds)))
-    except (VidsrError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-
-
-@dataset_group.command("show")
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
-def dataset_show_command(folder: Path, as_json: bool) -> None:
-    """Counts per split, sources and foreground statistics of a dataset folder."""
-    try:
-        summary = summarize_dataset(read_dataset(folder))
-    except (VidsrError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
-
-
-def _named_model(spec: str):
-    """``LABEL=PATH_OR_NAME`` or ``PATH_OR_NAME`` (label: the run folder's name for RUN/model.pt)."""
-    from vidsr.train.research_eval import NamedModel
-
-    label, _, target = spec.rpartition("=")
-    if not label:
-        p = Path(target)
-        label = p.parent.name if p.name == "model.pt" and p.parent.name else (p.stem if p.suffix else target)
-    model, desc = _load_model(target)
-    return NamedModel(label=label, model=model, descriptor=desc)
-
-
-@click.command("eval")
-@click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", "models", multiple=True, required=True,
-              help="Model name or checkpoint, optionally LABEL=...; repeatable (all of one scale).")
-@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
-@click.option("--lr-kernel", type=click.Choice(["bicubic_aa", "area"]), default="bicubic_aa", show_default=True,
-              help="How LR frames are made from the dataset frames.")
-@click.option("--partial-mask", type=click.Choice(["estimated", "dataset"]), default="estimated", show_default=True,
-              help="Partial SR's mask: estimated on the LR frame (as vidsr upscale) or the dataset's (oracle).")
-@click.option("--max-frames", type=click.IntRange(1), default=None, help="Score at most this many frames (evenly spaced).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the report (per frame and means) here.")
-@click.option("--md", "md_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the Markdown table here.")
-@click.option("--threads", type=int, default=2, show_default=True)
-def eval_command(dataset: Path, models: tuple[str, ...], split: str, lr_kernel: str, partial_mask: str,
-                 max_frames: int | None, json_path: Path | None, md_path: Path | None, threads: int) -> None:
-    """PSNR/SSIM (Y, RGB) on full frame, foreground and background: bicubic vs full-frame vs partial SR."""
-    import torch
-
-    from vidsr.train.research_eval import evaluate_dataset, to_markdown
-
-    torch.set_num_threads(threads)
-    try:
-        named = [_named_model(m) for m in models]
-        with tqdm(desc="eval", unit="frame") as bar:
-            report = evaluate_dataset(dataset, named, split=split, degradation=lr_kernel,  # type: ignore[arg-type]
-                                      partial_mask=partial_mask, max_frames=max_frames,  # type: ignore[arg-type]
-                                      on_frame=lambda _s: bar.update(1))
-    except (VidsrError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    table = to_markdown(report)
-    click.echo(table)
-    for path, text in ((json_path, json.dumps(report, indent=1) + "\n"), (md_path, table + "\n")):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-
-
 @click.group()
 def _standalone() -> None:
     """vidsr training commands (standalone entry point)."""
 
 
-_standalone.add_command(train_command)
-_standalone.add_command(eval_sr_command)
-_standalone.add_command(dataset_group)
-_standalone.add_command(eval_command)
-
 if __name__ == "__main__":
+    from vidsr.cli.dataset import dataset_group
+    from vidsr.cli.research import eval_command
+
+    for command in (train_command, eval_sr_command, dataset_group, eval_command):
+        _standalone.add_command(command)
     _standalone()

@@ -1,0 +1,285 @@
+"""The stages of the streaming graph: decode, mask and encode threads, and the SR loop between them.
+
+Stages are joined by bounded queues; an item is a decoded :class:`Frame`, a side-stream
+:class:`Passthrough` packet, a :class:`SegmentStart`, a :class:`Failure` (a stage's exception,
+re-raised on the main thread) or :data:`END`. Everything leaves in file order.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from vidsr.frame import FrameProcessor, FrameResult, to_uint8
+from vidsr.masks.base import MaskFrame
+from vidsr.media.reader import Reader
+from vidsr.media.types import Frame, Passthrough
+from vidsr.media.writer import VideoWriter
+from vidsr.pipeline.config import FrameWindow, UpscaleReport
+from vidsr.pipeline.resume import Segmenter, SegmentStart
+
+END = object()
+"""The last item a stage sends."""
+
+
+class Failure:
+    """A stage's exception, sent on in place of items; the main thread re-raises it."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+@dataclass(frozen=True)
+class _Warmup:
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class _Masked:
+    frame: Frame
+    mask: MaskFrame | None
+
+
+def put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put unless ``stop`` is set; returns False when stopped."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def get(q: queue.Queue, stop: threading.Event) -> object:
+    """The next item, or :data:`END` once ``stop`` is set and nothing is left."""
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return END
+
+
+def decode_worker(reader: Reader, out: queue.Queue, stop: threading.Event, timings: dict[str, float],
+                  window: FrameWindow | None = None) -> None:
+    """The decode stage: ``reader``'s frames and packets into ``out`` (only ``window``'s, when given)."""
+    try:
+        items: Iterator[Frame | Passthrough] = reader.items()
+        t = time.perf_counter()
+        for item in items:
+            timings["decode"] += time.perf_counter() - t
+            if window is not None:
+                role = window.role(item) if isinstance(item, Frame) else "skip"
+                item = _Warmup(item) if role == "warmup" else item
+                if role == "skip":
+                    t = time.perf_counter()
+                    continue
+            if not put(out, item, stop):
+                return
+            t = time.perf_counter()
+        put(out, END, stop)
+    except BaseException as e:  # handed to the main thread, which re-raises it
+        put(out, Failure(e), stop)
+
+
+def encode_worker(writers: list[VideoWriter], inbox: queue.Queue, stop: threading.Event,
+                  failure: list[BaseException], timings: dict[str, float]) -> None:
+    """The encode stage: frames into ``writers[0]`` (and masks into ``writers[1]``); an error
+    goes to ``failure`` and stops the run."""
+    writer = writers[0]
+    mask_writer = writers[1] if len(writers) > 1 else None
+    try:
+        while True:
+            item = get(inbox, stop)
+            if item is END:
+                return
+            t = time.perf_counter()
+            if isinstance(item, Passthrough):
+                writer.copy(item)
+            elif isinstance(item, SegmentStart):
+                writer.start_segment(item)
+            else:
+                image, frame, mask_img = item
+                writer.write(image, pts=frame.pts, time_base=frame.time_base, duration=frame.duration)
+                if mask_writer is not None and mask_img is not None:
+                    mask_writer.write(mask_img, pts=frame.pts, time_base=frame.time_base,
+                                      duration=frame.duration, fmt="gray")
+            timings["encode"] += time.perf_counter() - t
+    except BaseException as e:
+        failure.append(e)
+        stop.set()
+
+
+def mask_worker(proc: FrameProcessor, inbox: queue.Queue, out: queue.Queue, stop: threading.Event,
+                timings: dict[str, float], segments: Segmenter | None = None) -> None:
+    """The mask stage in its own thread: decoded items in, ``_Masked`` frames (and the packets
+    and segment starts between them) out, in file order.
+
+    Frames go to the tracker ``mask_lookahead x every`` at a time, so the anchors among them are
+    scored in one estimator call (batched depth); packets that arrive meanwhile wait with them.
+    While the network upscales one frame, this thread already scores the next ones.
+    """
+    chunk = proc.mask_chunk
+    pending: list[Frame | Passthrough] = []
+    warm: list[np.ndarray] = []  # warm-up frames (FrameWindow): through the mask tracker only
+
+    def track(images: list[np.ndarray]) -> Iterator[MaskFrame | None]:
+        if proc.full_frame:
+            yield from [None] * len(images)
+            return
+        masks = proc.tracker.iter_many([to_uint8(im) for im in images])
+        while True:
+            t = time.perf_counter()
+            mask = next(masks, None)
+            timings["mask"] += time.perf_counter() - t
+            if mask is None:
+                return
+            yield mask
+
+    def flush() -> bool:
+        masks = track([p.image for p in pending if isinstance(p, Frame)])
+        for p in pending:  # each frame leaves as soon as its mask is ready
+            if not put(out, _Masked(p, next(masks)) if isinstance(p, Frame) else p, stop):
+                return False
+        pending.clear()
+        return True
+
+    try:
+        while True:
+            item = get(inbox, stop)
+            if isinstance(item, Failure):
+                put(out, item, stop)
+                return
+            if isinstance(item, _Warmup):
+                warm.append(item.frame.image)
+            if warm and (len(warm) >= chunk or not isinstance(item, _Warmup)):
+                list(track(warm))  # warm-up frames only settle the tracker
+                warm = []
+            if isinstance(item, _Warmup):
+                continue
+            if item is END:
+                if flush():
+                    put(out, END, stop)
+                return
+            if segments is not None and isinstance(item, Frame) and segments.starts(item):
+                # a resumable segment starts: finish the frames before it, restart the mask
+                if not flush():
+                    return
+                segments.reset_tracker(proc)
+                if not put(out, SegmentStart(item.pts), stop):
+                    return
+            if not pending and isinstance(item, Passthrough):
+                if not put(out, item, stop):
+                    return
+                continue
+            pending.append(item)
+            if sum(not isinstance(p, Passthrough) for p in pending) >= chunk and not flush():
+                return
+    except BaseException as e:  # handed to the main thread, which re-raises it
+        put(out, Failure(e), stop)
+
+
+@dataclass
+class _Done:
+    """One frame's SR result, ready for the encoder."""
+
+    out: np.ndarray
+    mask_img: np.ndarray | None
+    result: FrameResult
+    timings: dict[str, float]
+
+
+def _finish(proc: FrameProcessor, item: _Masked, want_mask: bool) -> _Done:
+    """SR + composite of one masked frame (thread-safe: its own stage timings)."""
+    timings: dict[str, float] = defaultdict(float)
+    result = proc.process(item.frame.image, timings, mask=item.mask)
+    out, mask = result.image, result.mask
+    mask_img = None
+    if want_mask:  # the blend's alpha (1 in full-frame mode)
+        h, w = out.shape[:2]
+        if mask is None:
+            alpha = np.ones((h, w), np.float32)
+        else:
+            alpha = cv2.resize(mask.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+        mask_img = (alpha * 255 + 0.5).astype(np.uint8)
+    return _Done(out=out, mask_img=mask_img, result=result, timings=timings)
+
+
+def _ready(job: _Done | concurrent.futures.Future | None) -> bool:
+    """Whether a pending item can leave now: a packet (None), a frame done in this thread, a finished future."""
+    return not isinstance(job, concurrent.futures.Future) or job.done()
+
+
+def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, stop: threading.Event,
+                 report: UpscaleReport, on_frame: Callable[[UpscaleReport], None] | None, *,
+                 want_mask: bool, workers: int = 1) -> None:
+    """SR + composite of each masked frame; packets pass through; everything leaves in file order.
+
+    ``workers`` > 1: that many frames are upscaled at once in a thread pool (torch releases the GIL),
+    each with its share of torch's threads (the caller sets them; a depth network in the mask
+    thread gets the same share): on a 2-core CPU two single-threaded frames made 15-25 % more
+    frames per second than one frame on two threads, which wait for each other at every operator
+    (benchmarks/README.md, "AVX2-only host"). Masks come with the frames (the tracker is not shared
+    between threads). 1: in this (the calling) thread, as on a GPU."""
+    n_pixels = proc.plan.height * proc.plan.width
+    pending: collections.deque = collections.deque()  # in file order: items, and futures of frames
+    in_flight = 0
+
+    def emit() -> bool:
+        """Send the oldest pending item on (waiting for its frame); False when stopped."""
+        nonlocal in_flight
+        item, job = pending.popleft()
+        if job is None:  # packets and segment starts
+            return put(q_out, item, stop)
+        in_flight -= 1
+        done: _Done = job.result() if isinstance(job, concurrent.futures.Future) else job
+        for k, v in done.timings.items():
+            report.stages[k] += v
+        if not put(q_out, (done.out, item.frame, done.mask_img), stop):
+            return False
+        report.frames += 1
+        report.pixels_total += n_pixels
+        report.pixels_sr += sum(w.core_pixels for w in done.result.windows)
+        mask = done.result.mask
+        report.fg_fraction_sum += mask.fg_fraction if mask is not None else 1.0
+        if on_frame is not None:
+            on_frame(report)
+        return True
+
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if workers > 1:
+            pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="vidsr-sr")
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        while True:
+            item = get(inbox, stop)
+            if isinstance(item, Failure):
+                raise item.exc
+            if item is END:
+                break
+            if not isinstance(item, _Masked):
+                pending.append((item, None))
+            else:
+                while in_flight >= workers:  # the oldest frame leaves before another starts
+                    if not emit():
+                        return
+                job = pool.submit(_finish, proc, item, want_mask) if pool else _finish(proc, item, want_mask)
+                pending.append((item, job))
+                in_flight += 1
+            while pending and _ready(pending[0][1]):
+                if not emit():
+                    return
+        while pending:
+            if not emit():
+                return
