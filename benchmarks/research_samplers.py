@@ -15,7 +15,7 @@ a compact JSON (settings, per-run time, the eval means) for ``benchmarks/results
 Run from the repository root, e.g.::
 
     python benchmarks/research_samplers.py --dataset ds --out runs/research --steps 1000 \\
-        --init models/compact-x2.pt --results benchmarks/results/research-samplers-finetune.json
+        --init vidsr/models/compact-x2.pt --results benchmarks/results/research-samplers-finetune.json
 """
 
 from __future__ import annotations

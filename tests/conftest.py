@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import resource
 import sys
 from pathlib import Path
 
@@ -11,9 +13,49 @@ sys.path.insert(0, str(Path(__file__).parent))
 from vidsr.arch import Compact  # noqa: E402
 from vidsr.checkpoint import save_checkpoint  # noqa: E402
 
+PROCESS_ENV = ("GOMP_SPINCOUNT", "KMP_BLOCKTIME", "SVT_LOG", "TORCHINDUCTOR_CACHE_DIR")
+"""Set for the whole process on purpose (vidsr.platform.short_waits before OpenMP starts,
+vidsr.media.codecs.quiet_svt before SVT-AV1 loads, torch's inductor when it first names its cache):
+restored after each test, but no leak."""
+
+RAY_DRIVER_ENV = ("PYTHONBREAKPOINT", "RAY_USAGE_STATS_ENABLED", "RAY_CLIENT_MODE")
+"""Set by Ray itself when a test starts or joins Ray in the pytest process (ray.init): restored after
+each test, not counted as the test's leak."""
+
 
 @pytest.fixture(autouse=True)
-def _isolated_export_dir(tmp_path_factory, monkeypatch):
+def _no_state_leaks():
+    """Fail a test that leaves torch's thread count, the environment, the file-size limit or the working
+    directory changed (and put them back), so that no result depends on the order tests run in."""
+    threads = torch.get_num_threads()
+    env = dict(os.environ)
+    fsize = resource.getrlimit(resource.RLIMIT_FSIZE)
+    cwd = os.getcwd()
+    yield
+    leaks = []
+    if torch.get_num_threads() != threads:
+        leaks.append(f"torch threads {threads} -> {torch.get_num_threads()}")
+        torch.set_num_threads(threads)
+    changed = sorted(k for k in set(env) | set(os.environ)
+                     if env.get(k) != os.environ.get(k) and k != "PYTEST_CURRENT_TEST")
+    leaks += [f"environment variable {k}" for k in changed if k not in PROCESS_ENV + RAY_DRIVER_ENV]
+    for k in changed:
+        if k in env:
+            os.environ[k] = env[k]
+        else:
+            del os.environ[k]
+    if resource.getrlimit(resource.RLIMIT_FSIZE) != fsize:
+        leaks.append(f"RLIMIT_FSIZE {fsize} -> {resource.getrlimit(resource.RLIMIT_FSIZE)}")
+        resource.setrlimit(resource.RLIMIT_FSIZE, fsize)
+    if os.getcwd() != cwd:
+        leaks.append(f"working directory {os.getcwd()}")
+        os.chdir(cwd)
+    if leaks:
+        pytest.fail("the test left process state changed: " + "; ".join(leaks), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_export_dir(_no_state_leaks, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VIDSR_EXPORT_DIR", str(tmp_path_factory.getbasetemp() / "export"))
 
 
@@ -24,3 +66,10 @@ def tiny_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny-x2.pt"
     save_checkpoint(Compact(scale=2, num_feat=8, num_conv=2), path)
     return path
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the random order's seed last, where `pytest -q` shows it too."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"tests ran in random order: rerun it with -p randomly --randomly-seed={seed}")

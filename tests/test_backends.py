@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import ctypes
+import platform
+
 import numpy as np
 import pytest
 import torch
@@ -97,15 +100,30 @@ def test_unavailable_backends_say_why():
             create_engine(model, desc, OrtBackend(device="cuda"))
 
 
-def test_cpu_engine_keeps_the_heap_once_per_process():
-    import sys
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
 
+
+@pytest.mark.skipif("glibc" not in " ".join(platform.libc_ver()), reason="glibc's malloc only")
+def test_cpu_engine_keeps_large_activations_in_the_heap():
+    """After keep_heap(), a 40 MB block (above glibc's default 32 MB largest mmap threshold) comes from
+    the heap, not from mmap, and stays there once freed."""
     from vidsr.platform import keep_heap
 
-    first = keep_heap()
-    assert keep_heap() is first  # set once; later calls report the same
-    if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
-        assert first is True
+    assert keep_heap() is True
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _Mallinfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = libc.mallinfo2()
+    block = libc.malloc(40 << 20)
+    during = libc.mallinfo2()
+    libc.free(block)
+    after = libc.mallinfo2()
+    assert block and during.hblkhd == before.hblkhd  # not an mmap of its own
+    assert during.uordblks - before.uordblks >= 40 << 20  # heap bytes in use
+    assert after.arena >= during.arena - (1 << 20)  # freeing gave nothing back to the kernel
 
 
 @pytest.mark.parametrize("arch,cfg", CASES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -35,10 +36,17 @@ def test_mask_command_writes_an_aligned_grey_video(tmp_path):
     _, src_pts, _ = read_video(src)
     assert len(frames) == 7 and frames[0].shape == (64, 96, 3) and pts == src_pts
     assert (abs(frames[0][..., 0].astype(int) - frames[0][..., 1]) <= 2).all()  # grey
-    # the mask video feeds back in as --mask FILE (one pass per frame)
+    # white on the sharp textured ellipse in the middle, black on the blurred background around it
+    yy, xx = np.mgrid[:64, :96]
+    ellipse = ((xx - 48) / 24) ** 2 + ((yy - 32) / (64 / 3)) ** 2
+    for f in frames:
+        assert f[..., 0][ellipse < 0.5].mean() > 200 and f[..., 0][ellipse > 2].mean() < 30
+    # the mask video feeds back in as --mask FILE (one pass per frame) and gives the same masks
     r = _run("mask", src, "-o", tmp_path / "again.mp4", "--mask", tmp_path / "mask.mp4")
     assert r.exit_code == 0, r.output
     assert "7 file passes" in r.output
+    for a, b in zip(frames, read_video(tmp_path / "again.mp4")[0], strict=True):
+        assert np.abs(a.astype(int) - b).mean() < 2  # the same masks, but for x264 on a re-encode
     # a mask file has one mask per frame, read in order: skipping frames would misalign it
     for cmd in ("mask", "upscale"):
         r = _run(cmd, src, "-o", tmp_path / f"skip-{cmd}.mp4", "--mask", tmp_path / "mask.mp4", "--mask-every", "2")

@@ -266,12 +266,15 @@ def test_trt_without_gpu_says_so(tmp_path, tiny_ckpt, monkeypatch):
 
 
 class _FakeTrt(types.ModuleType):
-    """Just enough of the tensorrt module for build_engine's control flow (no GPU, no real build)."""
+    """Just enough of the tensorrt module for build_engine's control flow (no GPU, no real build).
 
-    def __init__(self) -> None:
+    ``version`` "10..." has TensorRT 10's surface (FP16/BF16 builder flags, an opt-in STRONGLY_TYPED
+    network flag), "11..." TensorRT 11's (no precision flags; networks always strongly typed)."""
+
+    def __init__(self, version: str = "10.0.0-fake", *, strongly_typed_flag: bool = True) -> None:
         super().__init__("tensorrt")
-        self.__version__ = "10.0.0-fake"
-        self.calls: dict = {"flags": [], "cleared": [], "timing_in": [], "profiles": []}
+        self.__version__ = version
+        self.calls: dict = {"flags": [], "cleared": [], "timing_in": [], "profiles": [], "network": []}
         calls = self.calls
 
         class Logger:
@@ -325,6 +328,7 @@ class _FakeTrt(types.ModuleType):
                 pass
 
             def create_network(self, flags):
+                calls["network"].append(flags)
                 return object()
 
             def create_builder_config(self):
@@ -354,7 +358,11 @@ class _FakeTrt(types.ModuleType):
                 return data.startswith(b"\x08")  # an ONNX ModelProto starts with field 1 (ir_version)
 
         self.Logger, self.IProgressMonitor, self.Builder, self.OnnxParser = Logger, IProgressMonitor, Builder, OnnxParser
-        self.BuilderFlag = types.SimpleNamespace(FP16="FP16", BF16="BF16", TF32="TF32")
+        eleven = version.startswith("11")
+        self.BuilderFlag = (types.SimpleNamespace(TF32="TF32") if eleven
+                            else types.SimpleNamespace(FP16="FP16", BF16="BF16", TF32="TF32"))
+        self.NetworkDefinitionCreationFlag = (types.SimpleNamespace(STRONGLY_TYPED=1) if strongly_typed_flag
+                                              else types.SimpleNamespace())
         self.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
 
 
@@ -371,7 +379,8 @@ def test_build_engine_control_flow_with_a_fake_tensorrt(tmp_path, tiny_ckpt, mon
     key = _key(onnx_sha256="ef" * 32, profile=profile, trt_version=fake.__version__)
     first = build_engine(onnx_path, key, folder=tmp_path, progress=True)
     assert not first.cached and first.path == tmp_path / key.filename() and first.path.read_bytes() == b"ENGINE"
-    assert fake.calls["flags"] == ["FP16"] and fake.calls["cleared"] == []
+    # strongly typed (the precision is in the ONNX graph), no precision flags, TF32 off
+    assert fake.calls["flags"] == [] and fake.calls["cleared"] == ["TF32"] and fake.calls["network"] == [1 << 1]
     win = 64 + 2 * desc.receptive_radius
     assert fake.calls["profiles"] == [("lr", (1, 3, 16, 16), (8, 3, win, win), (8, 3, win, win))]
     (timing,) = tmp_path.glob("timing_trt10.0.0-fake_*.cache")
@@ -380,7 +389,7 @@ def test_build_engine_control_flow_with_a_fake_tensorrt(tmp_path, tiny_ckpt, mon
     assert EngineKey.from_json(meta["key"]) == key and meta["onnx"] == onnx_path.name
     assert build_engine(onnx_path, key, folder=tmp_path).cached  # found, not rebuilt
     fp32 = build_engine(onnx_path, replace(key, precision="fp32"), folder=tmp_path, progress=False)
-    assert fp32.path != first.path and fake.calls["cleared"] == ["TF32"]
+    assert fp32.path != first.path and fake.calls["cleared"] == ["TF32", "TF32"]
     assert fake.calls["timing_in"][-1] == b"+timing"  # the cache on disk was reused
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"junk")
@@ -465,11 +474,14 @@ def test_trt_engine_build_cache_and_run(tmp_path, tiny_ckpt, precision, atol):
     assert again.engine.cached and again.engine.path == first.engine.path
     engine = TrtEngine(engine_path=first.engine.path, descriptor=desc)
     assert engine.profile == profile
-    x = np.random.default_rng(0).random((9, 3, 28, 28), dtype=np.float32)  # > max batch: runs in pieces
-    ref = create_engine(model, desc, TorchBackend()).run(x)
-    np.testing.assert_allclose(engine.run(x), ref, atol=atol)
+    win = profile.max.height  # 16 + 2 * 4 = 24
+    # 9 > max batch 4: runs in pieces; 22x22 windows make the pieces start off 256-byte boundaries
+    for side in (win, win - 2):
+        x = np.random.default_rng(side).random((9, 3, side, side), dtype=np.float32)
+        ref = create_engine(model, desc, TorchBackend()).run(x)
+        np.testing.assert_allclose(engine.run(x), ref, atol=atol)
     with pytest.raises(InputError, match="outside the TensorRT profile"):
-        engine.run(np.zeros((1, 3, 64, 64), np.float32))
+        engine.run(np.zeros((1, 3, win + 1, win), np.float32))
 
 
 @needs_trt
@@ -482,6 +494,12 @@ def test_upscale_with_trt_backend(tmp_path, tiny_ckpt):
     frames, _, facts = read_video(tmp_path / "out.mp4")
     assert len(frames) == 3 and frames[0].shape == (96, 128, 3) and facts["streams"] == ["video", "audio"]
     assert any(e.kind == "engine" for e in list_cache())
+    # the same pixels as torch fp32 on the CPU, up to fp16 rounding and the encoder
+    r = _run("upscale", src, "-o", tmp_path / "cpu.mp4", "--model", tiny_ckpt, "--tile", "16", "--batch", "4", "-q")
+    assert r.exit_code == 0, r.output
+    ref = read_video(tmp_path / "cpu.mp4")[0]
+    diffs = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(frames, ref)]
+    assert max(d.max() for d in diffs) <= 8 and max(d.mean() for d in diffs) < 0.5
 
 
 def test_digest_tells_graphs_apart():

@@ -31,11 +31,13 @@ from vidsr.backends.trt_cache import (
     Profile,
     build_engine,
     engine_key,
+    engine_onnx,
     import_tensorrt,
     require_trt_gpu,
     sidecar,
+    trt_major,
 )
-from vidsr.errors import ExportCheckFailed
+from vidsr.errors import ExportCheckFailed, ModelError
 from vidsr.metrics import psnr
 from vidsr.weights import sha256_file
 
@@ -51,21 +53,34 @@ class PrecisionResult:
 
 
 def compare_precision(engines: dict[str, Engine], reference: Engine, frames: list[np.ndarray],
-                      ground_truth: list[np.ndarray]) -> list[PrecisionResult]:
-    """Whole-frame SR of ``frames`` with each engine, scored against ``reference`` (fp32) and the truth.
+                      ground_truth: list[np.ndarray], *, tile: int | None = None,
+                      batch: int = 8) -> list[PrecisionResult]:
+    """SR of ``frames`` with each engine, scored against ``reference`` (fp32) and the truth.
 
     Args:
         engines: label -> Engine.
         reference: the fp32 Engine.
         frames: (H, W, 3) uint8 LR frames; ground_truth: the matching (H*s, W*s, 3) uint8 HR frames.
+        tile, batch: None: whole frames, one engine call each. Else the pipeline's tiles of this
+            side (windows of ``tile + 2 * receptive radius``), ``batch`` at a time: what an
+            engine whose TensorRT profile was sized by ``--tile``/``--batch`` accepts.
     """
-    from vidsr.sr import sr_whole
+    from vidsr.sr import sr_tiles, sr_whole, stitch
+    from vidsr.tiling import plan_tiles
 
-    ref_out = [sr_whole(reference, f) for f in frames]
+    def sr(engine: Engine, frame: np.ndarray) -> np.ndarray:
+        if tile is None:
+            return sr_whole(engine, frame)
+        h, w = frame.shape[:2]
+        plan = plan_tiles(h, w, tile=tile, pad=engine.descriptor.receptive_radius)
+        tiles = sr_tiles(engine, frame, plan.tiles, batch=batch)
+        return stitch(tiles, height=h, width=w, scale=engine.descriptor.scale)
+
+    ref_out = [sr(reference, f) for f in frames]
     ref_gt = float(np.mean([psnr(o, g) for o, g in zip(ref_out, ground_truth)]))
     results = [PrecisionResult(reference.label, float("inf"), ref_gt, 0.0)]
     for label, engine in engines.items():
-        outs = [sr_whole(engine, f) for f in frames]
+        outs = [sr(engine, f) for f in frames]
         vs_ref = float(np.mean([psnr(o, r) for o, r in zip(outs, ref_out)]))
         vs_gt = float(np.mean([psnr(o, g) for o, g in zip(outs, ground_truth)]))
         results.append(PrecisionResult(label, vs_ref, vs_gt, vs_gt - ref_gt))
@@ -88,11 +103,12 @@ def sample_for_precision(scale: int, *, frames: int = 4, width: int = 320,
 
 
 def precision_report(model: nn.Module, descriptor: ModelDescriptor, *, device: str,
-                     extra: dict[str, Engine] | None = None, frames: int = 4) -> list[PrecisionResult]:
+                     extra: dict[str, Engine] | None = None, frames: int = 4, tile: int | None = None,
+                     batch: int = 8) -> list[PrecisionResult]:
     """PSNR of the low-precision engines available on ``device`` against torch fp32, on the sample clip.
 
     CPU: torch bf16 (autocast). CUDA: torch fp16 and bf16 (cast weights), plus ``extra`` engines
-    (e.g. a TensorRT fp16 engine).
+    (e.g. a TensorRT fp16 engine, whose profile needs ``tile``/``batch``: :func:`compare_precision`).
     """
     from vidsr.backends import TorchBackend, create_engine
 
@@ -102,7 +118,7 @@ def precision_report(model: nn.Module, descriptor: ModelDescriptor, *, device: s
     engines = {f"torch-{device}-{p}": create_engine(model, descriptor, TorchBackend(device=device, precision=p))
                for p in lows}
     engines.update(extra or {})
-    return compare_precision(engines, ref, lr, gt)
+    return compare_precision(engines, ref, lr, gt, tile=tile, batch=batch)
 
 
 ENGINE_ATOL = {"fp32": 1e-3, "fp16": 3e-2, "bf16": 1e-1}
@@ -128,17 +144,23 @@ def export_model(model: nn.Module, descriptor: ModelDescriptor, *, trt: bool = F
     TensorRT and the GPU are checked first, so a machine without them fails before any work.
     """
     if trt:
-        import_tensorrt()
+        trt_module = import_tensorrt()
         require_trt_gpu(device)
+        trt_major(trt_module)
+    if descriptor.arch == "onnx":
+        raise ModelError(f"{descriptor.name} is an ONNX file already: give it to --model as it is")
     folder = folder or export_dir()
-    checks = [(1, 3, 37, 53), profile.min.nchw, profile.opt.nchw]
+    m = descriptor.size_multiple  # RRDBNet x2/x1 take multiples of 2/4 only
+    checks = [(b, c, -(-h // m) * m, -(-w // m) * m) for b, c, h, w in ((1, 3, 37, 53), profile.min.nchw, profile.opt.nchw)]
     onnx_export = export_checked(model, descriptor, folder=folder, opset=opset, atol=atol, shapes=checks)
     if not trt:
         return ExportResult(descriptor=descriptor, onnx=onnx_export, profile=profile)
     dev = require_trt_gpu(device)
-    key = engine_key(descriptor, onnx_path=onnx_export.path, profile=profile, precision=precision, device=dev)
+    # fp16/bf16 engines come from the typed graph (TensorRT 11 builds strongly typed networks only)
+    onnx_path = engine_onnx(model, descriptor, precision=precision, opset=opset, folder=folder)
+    key = engine_key(descriptor, onnx_path=onnx_path, profile=profile, precision=precision, device=dev)
     with torch.cuda.device(dev):
-        built = build_engine(onnx_export.path, key, folder=folder, progress=progress, log=log)
+        built = build_engine(onnx_path, key, folder=folder, progress=progress, log=log)
     from vidsr.backends.trt_engine import TrtEngine
 
     engine = TrtEngine(engine_path=built.path, descriptor=descriptor, device=device)
@@ -162,11 +184,11 @@ def export_depth_checked(model: nn.Module, *, name: str, folder: Path | None = N
     :func:`vidsr.masks.depth.export_depth_onnx`). ``max_abs_error`` here is relative to the largest
     |depth| of the torch output (depth is unnormalised). A file that fails is deleted.
     """
-    import onnxruntime as ort
-
+    from vidsr.backends.ort_session import import_ort
     from vidsr.masks.depth import INPUT_NAME as DEPTH_IN
     from vidsr.masks.depth import export_depth_onnx
 
+    ort = import_ort()
     h, w = input_size
     path = (folder or export_dir()) / f"depth-{slug(name)}-{h}x{w}-op{opset}-{weights_digest(model)[:16]}.onnx"
     export_depth_onnx(model, path, input_size=input_size, opset=opset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
@@ -15,18 +16,20 @@ from vidsr.masks.base import MaskEstimator, MaskFrame
 from vidsr.masks.focus import FocusEstimator
 from vidsr.masks.tracker import MaskTracker
 from vidsr.sr import sr_tiles, stitch
-from vidsr.tiling import Tile, TilePlan, mask_support, merge_tiles, plan_tiles, select_tiles, shrink_to_support
+from vidsr.tiling import Tile, TilePlan, mask_support, merge_tiles, plan_tiles, plan_windows, select_tiles
 
 
 @dataclass(frozen=True)
 class FrameResult:
     """One processed frame: the (H*s, W*s, 3) uint8 output, its mask (None in full-frame mode),
-    the indices of the plan's tiles that went through SR and the windows the network ran on."""
+    the indices of the plan's tiles that went through SR and the windows the network ran on;
+    ``dropped``: tiles the mask selected that a ``max_tiles`` limit left to the plain upscale."""
 
     image: np.ndarray
     mask: MaskFrame | None
     tiles: list[int]
     windows: list[Tile] = field(default_factory=list)
+    dropped: int = 0
 
 
 @dataclass
@@ -51,23 +54,29 @@ class FrameProcessor:
 
     def windows(self, indices: list[int], support: np.ndarray | None = None) -> list[Tile]:
         """The SR windows for the selected tile ``indices``: the tiles themselves, or (``merge_px``)
-        merged rectangles shrunk to ``support`` (:func:`mask_support` of the LR mask) when given."""
+        windows planned around ``support`` (:func:`mask_support` of the LR mask) when given
+        (:func:`plan_windows`), else the merged tiles."""
         if self.merge_px is None:
             return [self.plan.tiles[i] for i in indices]
-        regions = merge_tiles(self.plan, indices, max_window_px=self.merge_px)
-        return regions if support is None else shrink_to_support(self.plan, regions, support)
+        if support is not None:
+            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px)
+        return merge_tiles(self.plan, indices, max_window_px=self.merge_px)
 
     @functools.cached_property
     def full_windows(self) -> list[Tile]:
         """The windows of every tile: the same for each frame in full-frame mode."""
         return self.windows(list(range(len(self.plan))))
 
-    def process(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None = None) -> FrameResult:
+    def process(self, image: np.ndarray, timings: dict[str, float], mask: MaskFrame | None = None, *,
+                max_tiles: int | None = None) -> FrameResult:
         """SR one (H, W, 3) uint8 LR frame; adds seconds per stage to ``timings``.
 
         A uint16 frame (10-bit or deeper input) stays uint16 through SR, background and blend;
         only the mask estimator sees its 8-bit view.
-        ``mask``: this frame's mask when already computed (``tracker.update_many``)."""
+        ``mask``: this frame's mask when already computed (``tracker.update_many``).
+        ``max_tiles``: SR at most this many of the selected tiles, the most in focus by the mask's
+        score (:func:`most_in_focus`); the others get the plain upscale, the blend fading out inside
+        the kept tiles (live mode's deadline control). Ignored in full-frame mode."""
         s = self.engine.descriptor.scale
         if self.full_frame:
             t0 = time.perf_counter()
@@ -83,6 +92,12 @@ class FrameProcessor:
         mask = mask if mask is not None else self.tracker.update(to_uint8(image))
         support = mask_support(mask.alpha)
         indices = select_tiles(self.plan, support)
+        dropped = 0
+        if max_tiles is not None and len(indices) > max_tiles:
+            kept = most_in_focus(self.plan, indices, mask.score, max(0, max_tiles))
+            dropped, indices = len(indices) - len(kept), kept
+            mask = dataclasses.replace(mask, alpha=alpha_within(self.plan, kept, mask.alpha))
+            support = mask_support(mask.alpha)
         windows = self.windows(indices, support)
         t1 = time.perf_counter()
         tiles = sr_tiles(self.engine, image, windows, batch=self.batch) if windows else []
@@ -95,7 +110,40 @@ class FrameProcessor:
         timings["sr"] += t2 - t1
         timings["background"] += t3 - t2
         timings["composite"] += t4 - t3
-        return FrameResult(image=out, mask=mask, tiles=indices, windows=windows)
+        return FrameResult(image=out, mask=mask, tiles=indices, windows=windows, dropped=dropped)
+
+
+LIMIT_FADE_PX = 4
+"""Width (LR px) of the fade from SR to the plain upscale inside the edge of tiles kept by a limit."""
+
+
+def most_in_focus(plan: TilePlan, indices: list[int], score: np.ndarray, keep: int) -> list[int]:
+    """The ``keep`` tiles of ``indices`` whose cores have the highest mean ``score`` (the mask's
+    (h, w) foreground score at its working size), in plan order; ties go to the lower index."""
+    if keep >= len(indices):
+        return list(indices)
+    lr = cv2.resize(score.astype(np.float32), (plan.width, plan.height), interpolation=cv2.INTER_AREA)
+    integral = cv2.integral(lr, sdepth=cv2.CV_64F)
+
+    def mean(i: int) -> float:
+        t = plan.tiles[i]
+        total = integral[t.y1, t.x1] - integral[t.y0, t.x1] - integral[t.y1, t.x0] + integral[t.y0, t.x0]
+        return total / max(1, t.core_pixels)
+
+    return sorted(sorted(indices, key=lambda i: (-mean(i), i))[:keep])
+
+
+def alpha_within(plan: TilePlan, kept: list[int], alpha: np.ndarray) -> np.ndarray:
+    """``alpha`` (H, W) faded to 0 over :data:`LIMIT_FADE_PX` inside the edge of the union of the
+    ``kept`` tiles' cores (frame borders stay), so its bilinear upscale is 0 outside them and the SR
+    region ends without a seam where a neighbouring selected tile was left out."""
+    keep = np.zeros(alpha.shape, np.float32)
+    for i in kept:
+        t = plan.tiles[i]
+        keep[t.y0:t.y1, t.x0:t.x1] = 1.0
+    r = LIMIT_FADE_PX
+    keep = cv2.erode(keep, np.ones((2 * r + 3, 2 * r + 3), np.uint8))  # r + 1 px in: past bilinear's reach
+    return alpha * cv2.blur(keep, (2 * r + 1, 2 * r + 1))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

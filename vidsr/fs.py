@@ -68,5 +68,6 @@ def atomic_write(path: Path, data: bytes, *, what: str) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the folder is a file: there is no temp file either
+            tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {what} {path}: {e.strerror}") from None

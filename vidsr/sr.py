@@ -42,29 +42,73 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
         (tile, (core_h*s, core_w*s, 3) image.dtype) for each tile, grouped by window shape.
     """
     check_image(image, deep_ok=True)
-    s, r = engine.descriptor.scale, engine.descriptor.receptive_radius
-    by_kind: dict[tuple[tuple[int, int], Trim], list[Tile]] = {}
+    desc = engine.descriptor
+    s, r, m = desc.scale, desc.receptive_radius, desc.size_multiple
+    by_kind: dict[tuple[tuple[int, int], Trim], list[tuple[Tile, Tile]]] = {}
     for t in tiles:
-        by_kind.setdefault((t.window_shape, t.trim(r) if engine.trims else NO_TRIM), []).append(t)
+        w = t if desc.fixed_shape is None else grown_window(t, desc.fixed_shape, image.shape[:2])
+        w = w if m == 1 else aligned_window(w, m)
+        trim = t.trim(r) if engine.trims and m == 1 else NO_TRIM
+        by_kind.setdefault((w.window_shape, trim), []).append((t, w))
     out: list[tuple[Tile, np.ndarray]] = []
     for (_, trim), same in by_kind.items():
         # the output starts r pixels into the window along trimmed axes
         dy, dx = r if trim[0] else 0, r if trim[1] else 0
         for start in range(0, len(same), batch):
             group = same[start:start + batch]
-            windows = [image[t.wy:t.wy1, t.wx:t.wx1] for t in group]
-            x = to_tensor(windows)
+            x = to_tensor([window_pixels(image, w) for _, w in group])
             ys = run_images(engine, x, image.dtype, trim=trim)
-            for t, y in zip(group, ys):
-                oy, ox = (t.y0 - t.wy - dy) * s, (t.x0 - t.wx - dx) * s
+            for (t, w), y in zip(group, ys):
+                oy, ox = (t.y0 - w.wy - dy) * s, (t.x0 - w.wx - dx) * s
                 out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
     return out
 
 
+def aligned_window(t: Tile, m: int) -> Tile:
+    """``t`` with its window grown to start on a multiple of ``m`` (in frame coordinates) and span a
+    multiple of ``m``: networks that pixel-unshuffle their input by ``m`` (RRDBNet x2/x1) see the same
+    phase grid as in whole-frame SR. The window may end past the frame (:func:`window_pixels` pads)."""
+    wy, wx = t.wy - t.wy % m, t.wx - t.wx % m
+    return Tile(y0=t.y0, x0=t.x0, y1=t.y1, x1=t.x1, wy=wy, wx=wx,
+                wy1=wy + -(-(t.wy1 - wy) // m) * m, wx1=wx + -(-(t.wx1 - wx) // m) * m)
+
+
+def grown_window(t: Tile, shape: tuple[int, int], frame: tuple[int, int]) -> Tile:
+    """``t`` with its window grown (inside the frame) to at least ``shape``, or the frame where it is
+    smaller: a network that takes one input shape then sees frame pixels, not padding, as in
+    whole-frame SR."""
+    (wy, wy1), (wx, wx1) = (_grown(a, b, n, size) for a, b, n, size in
+                            ((t.wy, t.wy1, shape[0], frame[0]), (t.wx, t.wx1, shape[1], frame[1])))
+    return Tile(y0=t.y0, x0=t.x0, y1=t.y1, x1=t.x1, wy=wy, wx=wx, wy1=wy1, wx1=wx1)
+
+
+def _grown(a: int, b: int, n: int, size: int) -> tuple[int, int]:
+    need = min(n, size)
+    if b - a >= need:
+        return a, b
+    start = min(max(0, a - (need - (b - a)) // 2), size - need)
+    return start, start + need
+
+
+def window_pixels(image: np.ndarray, w: Tile) -> np.ndarray:
+    """``image[w.wy:w.wy1, w.wx:w.wx1]``, its part past the bottom/right border filled by replication
+    (as :func:`sr_whole` pads a frame whose size is not a multiple of the network's)."""
+    h, wd = image.shape[:2]
+    win = image[w.wy:min(w.wy1, h), w.wx:min(w.wx1, wd)]
+    short_y, short_x = w.wy1 - min(w.wy1, h), w.wx1 - min(w.wx1, wd)
+    if short_y or short_x:
+        win = np.pad(win, ((0, short_y), (0, short_x), (0, 0)), mode="edge")
+    return win
+
+
 def sr_whole(engine: Engine, image: np.ndarray) -> np.ndarray:
-    """Whole-frame SR in one engine call: (H, W, 3) -> (H*s, W*s, 3), same dtype (the reference)."""
+    """Whole-frame SR in one engine call: (H, W, 3) -> (H*s, W*s, 3), same dtype (the reference); a frame
+    whose size is not a multiple of the network's ``size_multiple`` is padded by replication, then cropped."""
     check_image(image, deep_ok=True)
-    return run_images(engine, to_tensor([image]), image.dtype)[0]
+    h, w = image.shape[:2]
+    m, s = engine.descriptor.size_multiple, engine.descriptor.scale
+    frame = Tile(y0=0, x0=0, y1=h, x1=w, wy=0, wx=0, wy1=-(-h // m) * m, wx1=-(-w // m) * m)
+    return run_images(engine, to_tensor([window_pixels(image, frame)]), image.dtype)[0, :h * s, :w * s]
 
 
 def stitch(tiles: list[tuple[Tile, np.ndarray]], *, height: int, width: int, scale: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The shipped-weights manifest (models/manifest.json): names, files, scales and checksums.
+"""The shipped-weights manifest (vidsr/models/manifest.json): names, files, scales and checksums.
 
 No torch here: ``vidsr models`` and the CLI's help read it cheaply. Loading the networks is
 :mod:`vidsr.checkpoint`'s job.
@@ -7,20 +7,24 @@ No torch here: ``vidsr models`` and the CLI's help read it cheaply. Loading the 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODELS = {2: "compact-x2-lite", 4: "compact-x4"}
+# files --model takes (vidsr.checkpoint.load_model); any existing file is tried too
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".onnx")
 
 
 def models_dir() -> Path:
-    """Folder holding manifest.json and shipped checkpoints (``$VIDSR_MODELS_DIR`` overrides)."""
+    """Folder holding manifest.json, the shipped checkpoints and person/: ``$VIDSR_MODELS_DIR``,
+    else the package's own ``models`` folder (package data, so a wheel install has it too)."""
     env = os.environ.get("VIDSR_MODELS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "models"
+    return Path(str(importlib.resources.files("vidsr") / "models"))
 
 
 def sha256_file(path: Path) -> str:
@@ -54,4 +58,4 @@ def read_manifest(folder: Path | None = None) -> dict[str, ManifestEntry]:
 
 def is_model_path(name_or_path: str) -> bool:
     """Whether ``--model`` names a checkpoint file rather than a shipped model."""
-    return os.sep in name_or_path or name_or_path.endswith((".pt", ".pth")) or Path(name_or_path).is_file()
+    return os.sep in name_or_path or name_or_path.lower().endswith(WEIGHTS_SUFFIXES) or Path(name_or_path).is_file()

@@ -167,11 +167,12 @@ def measure_radius(model: nn.Module, scale: int, *, size_multiple: int = 1, star
         threshold: smallest output change that counts (default 0.5/255).
         seed: of the probe image (a smoothed random image in [0, 1]).
     """
-    in_ch = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 3)
-    in_ch //= size_multiple ** 2
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    # a module without convolutions (an ONNX file's) names its input channels itself
+    in_ch = conv.in_channels // size_multiple ** 2 if conv is not None else getattr(model, "in_channels", 3)
     r = start if limit is None else min(start, limit)
     gen = torch.Generator().manual_seed(seed)
-    param = next(model.parameters())
+    param = next(model.parameters(), torch.zeros(()))
     while True:
         n = -(-(2 * r + 1) // size_multiple) * size_multiple
         c = n // 2

@@ -32,6 +32,7 @@ class ModelDescriptor:
     size_multiple: int
     receptive_radius: int
     config: dict
+    fixed_shape: tuple[int, int] | None = None  # (h, w) the network only takes (an ONNX file's fixed input)
 
 
 class ArchRegistry:

@@ -99,6 +99,13 @@ def backend_from_name(name: str, *, device: str | None = None, precision: Precis
 
 def create_engine(model: nn.Module, descriptor: ModelDescriptor, backend: Backend) -> Engine:
     """Build the engine for ``backend``."""
+    if any(getattr(m, "arch_name", None) == "onnx" for m in model.modules()):
+        # an ONNX file's network (vidsr.backends.onnx_model) runs in ONNX Runtime on the CPU whatever the
+        # backend: the torch engine only calls it
+        if backend.device != "cpu" or getattr(backend, "precision", "fp32") != "fp32":
+            raise BackendUnavailable("an .onnx --model runs on the CPU in fp32 (its own precision); "
+                                     "drop --device/--precision")
+        backend = TorchBackend()
     if isinstance(backend, TorchBackend):
         from vidsr.backends.torch_engine import TorchEngine
 

@@ -9,6 +9,10 @@ Two slots (double buffering) of pinned host and device buffers let the copy of o
 micro-batch overlap the network on the previous one. ``run_many`` keeps two batches in
 flight across calls; ``run`` (the Engine protocol) splits one batch into micro-batches
 and pipelines those. Nothing here is used on CPU.
+
+Neither class is thread-safe (the graphs' static inputs, the slots): one thread at a time
+(:func:`vidsr.pipeline.config.frame_workers` refuses ``--frame-workers`` above 1 on CUDA).
+Host waits go through blocking events, which sleep instead of spinning a core.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ class CudaGraphRunner:
     (full groups plus each frame's last, smaller group). Beyond ``max_graphs`` shapes it
     runs ``fn`` eagerly.
 
+    All graphs share one memory pool, so their memory is that of the largest, not the sum:
+    safe because replays run on one stream, one at a time, and each output is copied out
+    (enqueued) before the next replay may reuse the pool.
+
     Args:
         fn: pure function of one CUDA tensor (no host syncs, no data-dependent shapes).
         max_graphs: shapes to capture at most.
@@ -56,22 +64,26 @@ class CudaGraphRunner:
         self.fn = fn
         self.max_graphs = max_graphs
         self.warmup = warmup
+        self._pool = None  # torch.cuda.graph_pool_handle(), made with the first capture
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self._graphs)
 
     def _capture(self, x: torch.Tensor):
-        static_in = x.clone()
-        side = torch.cuda.Stream(device=x.device)
-        side.wait_stream(torch.cuda.current_stream(x.device))
-        with torch.cuda.stream(side):  # warm-up outside the graph (cuDNN picks its kernels here)
-            for _ in range(self.warmup):
-                self.fn(static_in)
-        torch.cuda.current_stream(x.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()  # its own memory pool: graphs replay in any order
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            static_out = self.fn(static_in)
+        with torch.cuda.device(x.device):  # capture on the input's GPU, whichever is current
+            static_in = x.clone()
+            side = torch.cuda.Stream(device=x.device)
+            side.wait_stream(torch.cuda.current_stream(x.device))
+            with torch.cuda.stream(side):  # warm-up outside the graph (cuDNN picks its kernels here)
+                for _ in range(self.warmup):
+                    self.fn(static_in)
+            torch.cuda.current_stream(x.device).wait_stream(side)
+            if self._pool is None:
+                self._pool = torch.cuda.graph_pool_handle()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+                static_out = self.fn(static_in)
         return graph, static_in, static_out
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +97,7 @@ class CudaGraphRunner:
         graph, static_in, static_out = entry
         static_in.copy_(x)
         graph.replay()
-        return static_out.clone()
+        return static_out.clone()  # before any other replay can write the shared pool
 
 
 @dataclass
@@ -142,7 +154,8 @@ class OverlapEngine:
         self._next = 0
 
     def _new_slot(self) -> _Slot:
-        slot = _Slot(h2d_done=torch.cuda.Event(), compute_done=torch.cuda.Event(), d2h_done=torch.cuda.Event())
+        slot = _Slot(h2d_done=torch.cuda.Event(blocking=True), compute_done=torch.cuda.Event(blocking=True),
+                     d2h_done=torch.cuda.Event(blocking=True))
         for e in (slot.h2d_done, slot.compute_done, slot.d2h_done):  # recorded once, so waits never block
             e.record(torch.cuda.current_stream(self.device))
         return slot
@@ -171,6 +184,8 @@ class OverlapEngine:
             self.h2d.wait_event(slot.compute_done)  # the device input is free once SR k-2 has read it
             if slot.dev_in is None or slot.dev_in.numel() < batch.size:
                 slot.dev_in = _grow(slot.dev_in, batch.size, device=self.device, pinned=False)
+                # made on the H2D stream, read on the compute stream: not reused before that read
+                slot.dev_in.record_stream(self.compute)
             dev_in = slot.dev_in[:batch.size].view(batch.shape)
             dev_in.copy_(host_in, non_blocking=True)
             slot.h2d_done.record(self.h2d)

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vidsr.arch import ModelDescriptor
@@ -42,9 +43,10 @@ def export_dir() -> Path:
     return Path.home() / ".cache" / "vidsr" / "export"
 
 
-# Bump when an architecture's forward changes the exported graph (2: residual upscale as a conv),
+# Bump when an architecture's forward changes the exported graph (2: residual upscale as a conv,
+# 3: SplitPReLU as per-channel scalings),
 # so cached exports and the engines built from them are not reused.
-GRAPH_REVISION = 2
+GRAPH_REVISION = 3
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -111,16 +113,29 @@ def export_onnx(model: nn.Module, path: Path, *, opset: int = DEFAULT_OPSET,
 
 
 class SplitPReLU(nn.Module):
-    """``PReLU`` as ``relu(x) - a * relu(-x)`` (the same for any slope), for ONNX Runtime on CPU:
-    it keeps the graph in its blocked convolution layout, where a PReLU node costs two layout
-    conversions (a 148x972 window: 49 -> 36 ms)."""
+    """``PReLU`` as ``(1 - a) * relu(x) + a * x``, both scalings per-channel ``BatchNormalization``
+    nodes, for ONNX Runtime on CPU: its NCHWc transformer turns those into blocked depthwise
+    convolutions, so the graph stays in its blocked layout from the first convolution to the last
+    (a PReLU node, or ``relu(x) - a * relu(-x)``, costs two layout conversions and three unblocked
+    passes per layer). compact-x2-lite on a 160x960 window, ORT 1.2x on the 2-core AVX2 host, median
+    of 10 interleaved runs: 474 ms as relus, 396 as PReLU, 329 as scalings, torch 431
+    (docs/performance.md)."""
 
     def __init__(self, prelu: nn.PReLU) -> None:
         super().__init__()
-        self.register_buffer("slope", prelu.weight.detach().reshape(1, -1, 1, 1).clone())
+        slope = prelu.weight.detach().reshape(-1).clone()
+        self.register_buffer("slope", slope)
+        self.register_buffer("rest", 1.0 - slope)
+        self.register_buffer("zero", torch.zeros_like(slope))
+        self.register_buffer("one", torch.ones_like(slope))
+
+    def _scale(self, x: torch.Tensor, by: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.zero, self.one, by, self.zero, training=False, eps=0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x) - self.slope * torch.relu(-x)
+        if self.slope.numel() == 1:  # one slope for every channel: a LeakyRelu, fused into the conv
+            return F.leaky_relu(x, float(self.slope[0]))
+        return self._scale(torch.relu(x), self.rest) + self._scale(x, self.slope)
 
 
 def split_prelu(model: nn.Module) -> nn.Module:
@@ -160,8 +175,9 @@ def check_onnx(model: nn.Module, onnx_model: bytes | Path, *, shapes: Iterable[t
     Raises:
         ExportCheckFailed: when it is above ``atol`` or an output shape differs.
     """
-    import onnxruntime as ort
+    from vidsr.backends.ort_session import import_ort
 
+    ort = import_ort()
     data = onnx_model.read_bytes() if isinstance(onnx_model, Path) else onnx_model
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

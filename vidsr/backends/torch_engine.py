@@ -1,5 +1,7 @@
-"""PyTorch engine: eager on CPU (optional bf16 autocast); on CUDA, weights cast to fp16/bf16,
-channels_last and CUDA-graph replay per tile shape (see backends/cuda_overlap.py)."""
+"""PyTorch engine: eager on CPU (optional bf16 autocast); on CUDA, weights cast to fp16/bf16
+(:class:`~vidsr.backends.low_precision.LowPrecision`: fp32 input, output and residual), IEEE fp32
+convolutions and matmuls (no TF32), channels_last and CUDA-graph replay per tile shape
+(see backends/cuda_overlap.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,17 @@ from vidsr.errors import BackendUnavailable
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def strict_fp32() -> None:
+    """Make float32 convolutions and matmuls on CUDA IEEE fp32, process-wide.
+
+    torch lets cuDNN convolutions use TF32 by default (10-bit mantissa inputs), so an "fp32"
+    engine would not be fp32 on Ampere and later; TensorRT engines are built with TF32 off too.
+    Uses torch's fp32_precision settings (mixing them with the legacy ``allow_tf32`` flags is an
+    error in torch 2.9 and later)."""
+    torch.backends.cudnn.fp32_precision = "ieee"  # conv and rnn
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+
+
 class TorchEngine:
     """Runs a module under inference mode; input and output are numpy float32 (B, 3, H, W)."""
 
@@ -32,10 +45,17 @@ class TorchEngine:
         self.device = torch.device(backend.device)
         self.memory_format = torch.channels_last if backend.channels_last else torch.contiguous_format
         on_cuda = self.device.type == "cuda"
-        # on CUDA the weights themselves are cast (faster than autocast); the caller's module is left alone
-        self._dtype = _DTYPES[backend.precision] if on_cuda and backend.precision != "fp32" else torch.float32
-        self.model = copy.deepcopy(model).to(self.device, self._dtype).eval()
-        self.model = self.model.to(memory_format=self.memory_format)
+        if on_cuda:
+            strict_fp32()
+        # on CUDA the weights themselves are cast (faster than autocast), behind fp32 input and output;
+        # the caller's module is left alone
+        if on_cuda and backend.precision != "fp32":
+            from vidsr.backends.low_precision import LowPrecision
+
+            net = LowPrecision(model, dtype=_DTYPES[backend.precision])
+        else:
+            net = copy.deepcopy(model).float()
+        self.model = net.to(self.device).eval().to(memory_format=self.memory_format)
         if not on_cuda:
             from vidsr.platform import keep_heap
 
@@ -57,7 +77,7 @@ class TorchEngine:
         return torch.autocast(device_type=self.device.type, dtype=_DTYPES[self.backend.precision])
 
     def _forward(self, x: torch.Tensor, trim: Trim = NO_TRIM) -> torch.Tensor:
-        x = x.to(self._dtype).contiguous(memory_format=self.memory_format)
+        x = x.contiguous(memory_format=self.memory_format)
         return (self.model.forward_trimmed(x, trim) if any(trim) else self.model(x)).float()
 
     def run_tensor(self, x: torch.Tensor, *, trim: Trim = NO_TRIM) -> torch.Tensor:

@@ -4,6 +4,11 @@ One optimisation profile sized for the pipeline's tile windows (:func:`pipeline_
 timing cache on disk, a progress bar, and a file name that encodes everything the engine depends
 on (:class:`EngineKey`), so a stale engine is never loaded. ``tensorrt`` is imported only inside
 the functions that need it (the ``[trt]`` extra).
+
+TensorRT 10 and 11 build the same way: a strongly typed network (11 has no other kind; it removed
+``BuilderFlag.FP16``/``BF16``) parsed from an ONNX graph that carries the precision itself: the fp32
+export, or for fp16/bf16 :class:`~vidsr.backends.low_precision.LowPrecision`'s graph (fp32 input,
+residual upscale and output; the body in fp16/bf16). TF32 is off, so fp32 layers are fp32.
 """
 
 from __future__ import annotations
@@ -19,13 +24,24 @@ import torch
 from torch import nn
 
 from vidsr.arch import ModelDescriptor
-from vidsr.backends.onnx_cache import DEFAULT_OPSET, INPUT_NAME, cached_onnx, export_dir, slug
+from vidsr.backends.onnx_cache import (
+    DEFAULT_OPSET,
+    INPUT_NAME,
+    cached_onnx,
+    export_dir,
+    export_onnx,
+    onnx_name,
+    slug,
+    weights_digest,
+)
 from vidsr.errors import BackendUnavailable, ExportCheckFailed, InputError, VidsrError
 from vidsr.extras import install_hint, require
 from vidsr.fs import atomic_write
 from vidsr.weights import sha256_file
 
 TRT_PRECISIONS = ("fp32", "fp16", "bf16")
+TRT_MAJORS = (10, 11)  # the TensorRT major versions vidsr builds for (the [trt] extra pins them)
+TYPED_MIN_OPSET = {"bf16": 22}  # ONNX Conv takes bfloat16 from opset 22 on
 
 
 @dataclass(frozen=True, order=True)
@@ -188,6 +204,54 @@ def import_tensorrt():
     return require("tensorrt", extra="trt", what="TensorRT is not installed (it needs an NVIDIA GPU)")
 
 
+def trt_major(trt) -> int:
+    """The installed TensorRT's major version, refused unless it is one of :data:`TRT_MAJORS`."""
+    version = str(getattr(trt, "__version__", ""))
+    head = version.split(".")[0]
+    if not head.isdigit() or int(head) not in TRT_MAJORS:
+        raise BackendUnavailable(f"TensorRT {version or '(unknown version)'} is not supported: vidsr builds with "
+                                 f"TensorRT {' or '.join(map(str, TRT_MAJORS))} ({install_hint('trt')})")
+    return int(head)
+
+
+def network_flags(trt) -> int:
+    """``create_network`` flags: strongly typed (TensorRT 10's opt-in bit; 11 accepts it and is always
+    strongly typed, so where its enum lacks the member no bit is needed)."""
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if flag is None:
+        if trt_major(trt) < 11:
+            raise BackendUnavailable(f"TensorRT {trt.__version__} has no strongly typed networks; "
+                                     f"upgrade it: {install_hint('trt')}")
+        return 0
+    return 1 << int(flag)
+
+
+def configure_precision(trt, config) -> None:
+    """Builder flags for a strongly typed network: none of the precision flags (TensorRT 10 refuses
+    them with strong typing, 11 removed them) and TF32 off, so fp32 layers (the whole fp32 graph,
+    the residual of the fp16/bf16 ones) are computed in fp32."""
+    config.clear_flag(trt.BuilderFlag.TF32)
+
+
+def engine_onnx(model: nn.Module, descriptor: ModelDescriptor, *, precision: str, opset: int = DEFAULT_OPSET,
+                folder: Path | None = None) -> Path:
+    """The ONNX file a ``precision`` engine is built from (exported on first use): the fp32 export,
+    or the typed graph of :class:`~vidsr.backends.low_precision.LowPrecision` for fp16/bf16 (at
+    opset 22 at least for bf16). Its name adds the precision to the fp32 file's."""
+    if precision not in TRT_PRECISIONS:
+        raise InputError(f"unknown TensorRT precision {precision!r} (choose from {', '.join(TRT_PRECISIONS)})")
+    if precision == "fp32":
+        return cached_onnx(model, descriptor, opset=opset, folder=folder)
+    from vidsr.backends.low_precision import LOW_DTYPES, LowPrecision
+
+    opset = max(opset, TYPED_MIN_OPSET.get(precision, opset))
+    name = onnx_name(descriptor, weights_digest(model), opset).removesuffix(".onnx") + f"-{precision}.onnx"
+    path = (folder or export_dir()) / name
+    if not path.is_file():
+        export_onnx(LowPrecision(model, dtype=LOW_DTYPES[precision]), path, opset=opset)
+    return path
+
+
 def require_trt_gpu(device: str = "cuda") -> torch.device:
     """The CUDA device TensorRT will use, or one line saying there is none."""
     if not device.startswith("cuda"):
@@ -270,6 +334,8 @@ def build_engine(onnx_path: Path, key: EngineKey, *, folder: Path | None = None,
                  progress: bool = True, log: Callable[[str], None] | None = None) -> EngineBuild:
     """Build the TensorRT engine ``key`` describes from ``onnx_path`` (or return the cached one).
 
+    ``onnx_path`` must carry ``key.precision`` in its graph (:func:`engine_onnx`).
+
     The timing cache (``timing_trt<ver>_<gpu>.cache`` beside the engines) makes rebuilds fast.
     """
     folder = folder or export_dir()
@@ -279,24 +345,18 @@ def build_engine(onnx_path: Path, key: EngineKey, *, folder: Path | None = None,
     trt = import_tensorrt()
     if key.precision not in TRT_PRECISIONS:
         raise InputError(f"unknown TensorRT precision {key.precision!r} (choose from {', '.join(TRT_PRECISIONS)})")
+    trt_major(trt)
     t0 = time.perf_counter()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(Path(onnx_path).read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportCheckFailed(f"TensorRT cannot parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if key.precision == "fp32":
-        config.clear_flag(trt.BuilderFlag.TF32)  # on by default; fp32 should mean fp32
-    elif key.precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif key.precision == "bf16":
-        if not hasattr(trt.BuilderFlag, "BF16"):
-            raise BackendUnavailable(f"TensorRT {trt.__version__} has no bf16; use fp16")
-        config.set_flag(trt.BuilderFlag.BF16)
+    configure_precision(trt, config)
     profile = builder.create_optimization_profile()
     p = key.profile
     profile.set_shape(INPUT_NAME, p.min.nchw, p.opt.nchw, p.max.nchw)
@@ -329,7 +389,7 @@ def cached_engine(model: nn.Module, descriptor: ModelDescriptor, *, profile: Pro
     """The TensorRT engine for these weights, profile, precision, GPU and TensorRT, built on first use."""
     import_tensorrt()
     dev = require_trt_gpu(device)
-    onnx_path = cached_onnx(model, descriptor, opset=opset, folder=folder)
+    onnx_path = engine_onnx(model, descriptor, precision=precision, opset=opset, folder=folder)
     key = engine_key(descriptor, onnx_path=onnx_path, profile=profile, precision=precision, device=dev)
     with torch.cuda.device(dev):
         return build_engine(onnx_path, key, folder=folder, progress=progress, log=log)

@@ -26,13 +26,19 @@ from vidsr.cli.progress import logger
 @click.option("--mask-every", type=click.IntRange(1, 1000), default=2, show_default=True)
 @click.option("--gt", type=click.Path(path_type=Path), default=None, help="High-resolution ground truth video.")
 @click.option("--sweep-fg", is_flag=True, help="Also time synthetic masks of 10..100% foreground.")
+@click.option("--threaded", is_flag=True,
+              help="Time the threaded pipeline of vidsr upscale instead (whole INPUT, partial vs full frame, CPU): "
+                   "per-thread busy and wait time and the critical path.")
+@click.option("--frame-workers", type=click.IntRange(1, 64), default=None,
+              help="With --threaded: frames upscaled at once [default: as vidsr upscale].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--md", "md_path", type=click.Path(path_type=Path), default=None)
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None)
 @click.option("-q", "--quiet", is_flag=True)
 def bench(input: Path | None, scale: str | None, model: str | None, backends: tuple[str, ...], frames: int, warmup: int,
           repeat: int, tile: int, batch: int, merge: bool, mask_every: int, gt: Path | None, sweep_fg: bool,
-          json_path: Path | None, md_path: Path | None, plot_path: Path | None, quiet: bool) -> None:
+          threaded: bool, frame_workers: int | None, json_path: Path | None, md_path: Path | None,
+          plot_path: Path | None, quiet: bool) -> None:
     """Per-stage throughput (and quality, with ground truth) of partial vs full-frame SR per backend."""
     from typing import get_args
 
@@ -56,8 +62,16 @@ def bench(input: Path | None, scale: str | None, model: str | None, backends: tu
     config = BenchConfig(scale=resolve_scale(scale, model), model=model, backends=tuple(backends), frames=frames,
                          warmup=warmup, repeat=repeat, tile=tile, batch=batch, merge=merge, mask_every=mask_every,
                          sweep_fg=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0) if sweep_fg else ())
-    report = run_bench(input, config=config, gt_path=gt, log=log)
-    md = to_markdown(report)
+    if threaded:
+        from vidsr.bench import threaded as threaded_bench
+
+        if gt is not None or sweep_fg or plot_path is not None:
+            raise click.UsageError("--threaded times throughput only: no --gt, --sweep-fg or --plot")
+        report = threaded_bench.run_threaded(input, config=config, frame_workers=frame_workers, log=log)
+        md = threaded_bench.to_markdown(report)
+    else:
+        report = run_bench(input, config=config, gt_path=gt, log=log)
+        md = to_markdown(report)
     click.echo(md)
     if json_path:
         write_json(report, json_path)

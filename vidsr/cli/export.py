@@ -114,7 +114,8 @@ def export_command(model: str | None, scale: str | None, depth_model: Path | Non
         from vidsr.export import precision_report as report
 
         where = device if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
-        for r in report(net, desc, device=where, extra=extra):
+        # an engine's profile covers the --tile/--batch windows, not whole frames: every engine gets those
+        for r in report(net, desc, device=where, extra=extra, tile=tile if extra else None, batch=batch):
             vs_ref = "reference" if r.delta_vs_fp32_db == 0 and r.psnr_vs_fp32 == float("inf") \
                 else f"{r.psnr_vs_fp32:.2f} dB vs fp32"
             click.echo(f"precision: {r.label:24s} PSNR {r.psnr_vs_gt:.3f} dB vs ground truth "

@@ -8,6 +8,7 @@ import click
 
 from vidsr.cli.options import mask_options, mask_spec
 from vidsr.cli.progress import fail
+from vidsr.cli.summary import mask_threshold
 
 
 @click.command("mask")
@@ -46,7 +47,8 @@ def mask_command(input: Path, output: Path, mask: str, depth_model: Path | None,
     report = write_mask_video(input, output, tracker=tracker, lookahead=spec.lookahead,
                               encode=EncodeOptions(crf=crf))
     if not quiet:
-        click.echo(f"{report.output}: {report.frames} frames, foreground {report.fg_fraction:.1%}, "
+        click.echo(f"{report.output}: {report.frames} frames, foreground {report.fg_fraction:.1%}"
+                   f"{mask_threshold(report.threshold, estimator, fg_threshold)}, "
                    f"{report.passes} {report.estimator} passes, {report.cuts} cuts, "
                    f"{report.seconds:.1f} s (mask {report.stages['mask']:.1f} s)",
                    err=str(output) == "-")  # stdout carries the video

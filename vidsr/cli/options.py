@@ -43,7 +43,7 @@ MASK_OPTIONS = [
                       "mask video (white = foreground)."),
     click.option("--depth-model", type=click.Path(path_type=Path), envvar="VIDSR_DEPTH_MODEL", default=None,
                  help="Depth Anything V2 or DPT/MiDaS folder (config.json + *.safetensors) or .onnx file "
-                      "[env VIDSR_DEPTH_MODEL]; see README 'Depth weights (not shipped)'."),
+                      "[env VIDSR_DEPTH_MODEL]; see docs/masks.md 'Depth weights (not shipped)'."),
     click.option("--depth-batch", type=click.IntRange(1, 256), default=None,
                  help="Anchor frames per depth-network call [default: 4 on CUDA, 1 on CPU]."),
     click.option("--depth-size", type=click.IntRange(14, 2044), default=None,

@@ -39,16 +39,15 @@ def _named_model(spec: str):
 def eval_command(dataset: Path, models: tuple[str, ...], split: str, lr_kernel: str, partial_mask: str,
                  max_frames: int | None, json_path: Path | None, md_path: Path | None, threads: int) -> None:
     """PSNR/SSIM (Y, RGB) on full frame, foreground and background: bicubic vs full-frame vs partial SR."""
-    import torch
     from tqdm import tqdm
 
     from vidsr.errors import VidsrError
+    from vidsr.platform import torch_threads
     from vidsr.train.research_eval import evaluate_dataset, to_markdown
 
-    torch.set_num_threads(threads)
     try:
         named = [_named_model(m) for m in models]
-        with tqdm(desc="eval", unit="frame") as bar:
+        with torch_threads(threads), tqdm(desc="eval", unit="frame") as bar:
             report = evaluate_dataset(dataset, named, split=split, degradation=lr_kernel,  # type: ignore[arg-type]
                                       partial_mask=partial_mask, max_frames=max_frames,  # type: ignore[arg-type]
                                       on_frame=lambda _s: bar.update(1))

@@ -191,18 +191,17 @@ def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: in
 def eval_sr_command(model_name: str, use_skimage: bool, folders: tuple[Path, ...], long_side: int,
                     json_path: Path | None, threads: int) -> None:
     """PSNR/SSIM (Y and RGB) of a model vs bicubic on antialiased-bicubic and area-downscaled LR."""
-    import torch
-
     from vidsr.checkpoint import resolve_model
     from vidsr.errors import VidsrError
+    from vidsr.platform import torch_threads
     from vidsr.train.evaluate import evaluate
 
-    torch.set_num_threads(threads)
     try:
         model, desc = resolve_model(model_name, scale=None)  # a checkpoint path or a shipped name, at its scale
         images = _eval_images(use_skimage=use_skimage, folders=folders, long_side=long_side)
         click.echo(f"{desc.name}: {desc.arch} x{desc.scale}, {len(images)} images")
-        _print_eval(evaluate(model, images, scale=desc.scale), json_path)
+        with torch_threads(threads):
+            _print_eval(evaluate(model, images, scale=desc.scale), json_path)
     except (VidsrError, ValueError) as e:
         raise click.ClickException(str(e)) from None
 

@@ -9,11 +9,13 @@ import click
 
 from vidsr.cli.options import mask_options, mask_spec, model_options, resolve_scale
 from vidsr.cli.progress import fail, progress_bar, warn, warn_slow_bf16
+from vidsr.cli.summary import mask_threshold, sr_spill_note
 
 
 @click.command()
-@click.argument("input", required=False, type=click.Path(dir_okay=True, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output video (.mp4, .mkv, ...) or numbered frames (up/%06d.png).")
+@click.argument("input", required=False, type=click.Path(dir_okay=True))  # a str: URLs keep their //
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output video (.mp4, .mkv, ...), numbered frames (up/%06d.png), - (stdout) or, with --live, a URL.")
 @click.option("--sample", is_flag=True, help="Use the built-in sample clip as input.")
 @model_options
 @click.option("--backend", type=click.Choice(["torch", "ort", "trt"]), default="torch", show_default=True,
@@ -55,22 +57,28 @@ from vidsr.cli.progress import fail, progress_bar, warn, warn_slow_bf16
               help="Work in segments kept beside OUTPUT; rerun the same command to continue a stopped run.")
 @click.option("--save-mask", type=click.Path(path_type=Path), default=None, help="Also write the soft mask as a grey video.")
 @click.option("--no-audio", is_flag=True, help="Do not copy audio/subtitle streams.")
+@click.option("--live/--no-live", default=None,
+              help="Read INPUT as a stream as it arrives (no spooling), encode for latency and keep real time by "
+                   "shrinking SR coverage when behind (docs/live.md) [default: on for URLs, capture devices and "
+                   "- into a URL].")
+@click.option("--drop-late", is_flag=True, help="With --live: drop frames already past their deadline.")
+@click.option("--reconnect", is_flag=True, help="With --live: open a URL INPUT again when it ends, stalls or fails.")
 @click.option("--workers", type=click.IntRange(1, 4096), default=None,
-              help="Upscale segments in parallel on N Ray workers (needs the [ray] extra); see README 'Scale out'.")
+              help="Upscale segments in parallel on N Ray workers (needs the [ray] extra); see docs/scale-out.md.")
 @click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
               help="Join this Ray cluster instead of starting Ray on this machine (with --workers).")
 @click.option("--segment-s", type=click.FloatRange(1, 3600), default=10.0, show_default=True,
               help="With --workers: segment length in seconds (cut at keyframes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, model: str | None, backend: str,
+def upscale(input: str | None, output: str, sample: bool, scale: str | None, model: str | None, backend: str,
             device: str | None, precision: str | None, batch: int, frame_workers: int | None, tile: int,
             merge: bool | None, bg: str, mask_every: int | None, mask: str, depth_model: Path | None, depth_batch: int | None,
             depth_size: int | None, depth_precision: str, focus_point: str | None, depth_tolerance: float,
             mask_carry: str | None, fg_threshold: float | None, feather: float, full_frame: bool,
             codec: str | None, crf: int, preset: str | None,
             pix_fmt: str | None, container: str | None, input_fps: str | None, strict: bool, deinterlace: str,
-            resume: bool, save_mask: Path | None, no_audio: bool, workers: int | None, ray_address: str | None,
-            segment_s: float, quiet: bool) -> None:
+            resume: bool, save_mask: Path | None, no_audio: bool, live: bool | None, drop_late: bool,
+            reconnect: bool, workers: int | None, ray_address: str | None, segment_s: float, quiet: bool) -> None:
     """Upscale INPUT (or --sample) to OUTPUT, super-resolving only the in-focus foreground.
 
     INPUT: any video FFmpeg reads, an image sequence (frames/%06d.png) or - (stdin);
@@ -110,6 +118,22 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
         resume=resume, input_rate=parse_rate(input_fps, option="--input-fps") if input_fps else None,
         frame_workers=frame_workers,
     )
+    from vidsr.media.live import device_format, is_url, live_by_default
+
+    if live is None:
+        live = input is not None and live_by_default(input, output)
+    if live:
+        if sample or input is None or workers is not None:
+            fail("--live reads INPUT as a stream: give - (stdin), a URL or a capture device, without --workers")
+        from vidsr.cli.live import upscale_live_command
+
+        upscale_live_command(input, output, config, spec, drop_late=drop_late, reconnect=reconnect, quiet=quiet)
+        return
+    if drop_late or reconnect:
+        fail("--drop-late and --reconnect need --live")
+    if input is not None and (is_url(input) or device_format(input) or is_url(output)):
+        fail("URLs and capture devices are read and written live: drop --no-live")
+    input, output = (Path(input) if input is not None else None), Path(output)
     if workers is not None or ray_address is not None or (input is not None and is_batch(input)):
         _upscale_many(input, output, config, spec, sample=sample, workers=workers, ray_address=ray_address,
                       segment_s=segment_s, quiet=quiet)
@@ -149,10 +173,15 @@ def upscale(input: Path | None, output: Path, sample: bool, scale: str | None, m
         click.echo(
             f"{report.output}: {report.frames} frames{resumed} {report.in_size[0]}x{report.in_size[1]} -> "
             f"{report.out_size[0]}x{report.out_size[1]} in {report.seconds:.1f} s ({report.fps:.2f} fps), "
-            f"SR on {report.sr_fraction:.1%} of pixels (foreground {report.fg_fraction:.1%}), "
+            f"SR on {report.sr_fraction:.1%} of pixels (foreground {report.fg_fraction:.1%}"
+            f"{mask_threshold(report.threshold, estimator, fg_threshold)}), "
             f"engine {report.engine}, {report.mask_passes} {estimator.name if estimator else 'mask'} passes",
             err=str(output) == "-",  # stdout carries the video
         )
+        note = sr_spill_note(report.sr_fraction, report.fg_fraction, threshold=report.threshold.mean,
+                             feather=feather)
+        if note:
+            click.echo(note, err=True)
 
 
 def _upscale_many(input: Path | None, output: Path, config, spec, *, sample: bool, workers: int | None,

@@ -1,6 +1,7 @@
 """Where the in-focus subject is: focus, depth, person and file masks, and their tracking over time.
 
-- ``base``: the ``MaskEstimator`` protocol, ``MaskFrame`` (one frame's mask), ``work_size``.
+- ``base``: the ``MaskEstimator`` protocol, ``MaskFrame`` (one frame's mask), ``work_size``,
+  ``ThresholdStats`` (the thresholds a run used, for its summary).
 - ``focus``: the weight-free focus map and its estimator, a constant estimator; Otsu threshold,
   mask cleaning, feathering, soft-matte helpers.
 - ``tracker``: ``MaskTracker``, stable masks over a stream (anchors, smoothing, cuts, carry).

@@ -31,7 +31,7 @@ import numpy as np
 
 from vidsr.checks import check_image
 from vidsr.errors import BackendUnavailable, InputError, ModelError
-from vidsr.extras import install_hint, require
+from vidsr.extras import require
 from vidsr.fs import atomic_write
 
 if TYPE_CHECKING:
@@ -379,24 +379,21 @@ class OrtDepth:
     family: DepthFamily = field(init=False)  # from the file's metadata
 
     def __post_init__(self) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BackendUnavailable("onnxruntime is not installed: pip install -e .") from None
+        from vidsr.backends.ort_session import check_providers, import_ort, providers_for
+
+        ort = import_ort()
         self.path = Path(self.path)
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads
-        providers = ["CPUExecutionProvider"]
-        if self.device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendUnavailable(f"depth ONNX on cuda needs onnxruntime-gpu: {install_hint('gpu')}")
-            providers.insert(0, "CUDAExecutionProvider")
+        # cuda:N runs on GPU N; a session that fell back to the CPU is refused
+        providers = providers_for(ort, self.device, what="depth ONNX")
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf classes
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"cannot load depth ONNX file {self.path}: {first}") from None
+        check_providers(self.session, self.device, what="depth ONNX")
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"depth ONNX file {self.path} has {len(inputs)} inputs, expected 1 (B, 3, H, W)")

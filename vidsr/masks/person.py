@@ -1,6 +1,6 @@
 """Person segmentation for ``--mask person``: MediaPipe Selfie Segmentation run with LiteRT.
 
-The two ``.tflite`` models ship in ``models/person/`` (Apache-2.0, see its README). The
+The two ``.tflite`` models ship in ``vidsr/models/person/`` (Apache-2.0, see its README). The
 runtime is ``ai-edge-litert``, the ``[person]`` extra, imported when an estimator is built.
 """
 
@@ -25,7 +25,7 @@ LANDSCAPE = "selfie_segmentation_landscape.tflite"
 
 
 def person_model_dir() -> Path:
-    """``$VIDSR_PERSON_MODEL_DIR``, else models/person/ beside the shipped SR models."""
+    """``$VIDSR_PERSON_MODEL_DIR``, else person/ in the shipped models folder (:func:`models_dir`)."""
     env = os.environ.get("VIDSR_PERSON_MODEL_DIR")
     return Path(env) if env else models_dir() / "person"
 
@@ -34,7 +34,7 @@ def _interpreter(path: Path, threads: int) -> Any:
     litert = require("ai_edge_litert.interpreter", extra="person",
                      what="--mask person needs the LiteRT runtime (ai-edge-litert)")
     if not path.is_file():
-        raise ModelError(f"person segmentation model not found: {path} (it ships in models/person/)")
+        raise ModelError(f"person segmentation model not found: {path} (it ships in vidsr/models/person/)")
     try:
         it = litert.Interpreter(model_path=str(path), num_threads=threads)
         it.allocate_tensors()

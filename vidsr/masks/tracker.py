@@ -170,7 +170,8 @@ class MaskTracker:
                         feather(st.binary, radius_px=self.feather_px, size=image.shape[:2]))
             st.alpha.flags.writeable = False  # shared by the frames that hold this mask
             st.alpha_of = st.binary
-        return MaskFrame(alpha=st.alpha, binary=st.binary, score=st.ema, anchor=anchor, cut=cut)
+        return MaskFrame(alpha=st.alpha, binary=st.binary, score=st.ema, anchor=anchor, cut=cut,
+                         threshold=None if st.matte is not None else st.threshold)
 
     def _take(self, score: np.ndarray) -> None:
         """A finished mask (an estimator with ``final``, e.g. a mask file) as it is, with no

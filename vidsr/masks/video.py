@@ -17,6 +17,7 @@ from vidsr.media.output import atomic_output, check_output_path
 from vidsr.media.reader import probe, read_items
 from vidsr.media.types import Frame
 from vidsr.media.writer import VideoWriter
+from vidsr.masks.base import ThresholdStats
 from vidsr.masks.tracker import MaskTracker
 
 
@@ -31,6 +32,7 @@ class MaskReport:
     passes: int = 0
     cuts: int = 0
     fg_fraction_sum: float = 0.0
+    threshold: ThresholdStats = field(default_factory=ThresholdStats)
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -84,6 +86,7 @@ def write_mask_video(input_path: str | Path, output_path: str | Path, *, tracker
                 writer.write(grey, pts=f.pts, time_base=f.time_base, duration=f.duration, fmt="gray")
                 report.frames += 1
                 report.fg_fraction_sum += m.fg_fraction
+                report.threshold.add(m.threshold)
                 if on_frame is not None:
                     on_frame(report)
             report.stages["encode"] += time.perf_counter() - t1

@@ -33,6 +33,7 @@ class EncodeOptions:
     preset: str | None = None
     pix_fmt: str | None = None
     container: str | None = None
+    low_latency: bool = False  # live output: no lookahead, no B-frames (x264/x265 tune zerolatency)
 
     def for_output(self, path: Path | str) -> EncodeOptions:
         """These options with the codec chosen for ``path``'s container when none was given
@@ -56,6 +57,12 @@ class EncodeOptions:
             opts["preset"] = self.preset or "10"
         if self.codec == "libvpx-vp9":  # constant quality (no bitrate cap), fast enough to keep up
             opts |= {"b": "0", "deadline": "realtime", "cpu-used": self.preset or "8", "row-mt": "1"}
+        if self.low_latency:  # each frame's packet leaves as soon as the frame is in
+            opts["bf"] = "0"
+            if self.codec in ("libx264", "libx265"):
+                opts["tune"] = "zerolatency"
+            if self.codec == "libvpx-vp9":
+                opts["lag-in-frames"] = "0"
         return opts
 
 

@@ -50,16 +50,17 @@ class Reader:
         rate: frame rate of an image sequence (default 25); ignored for other inputs.
         deinterlace: auto deinterlaces the frames flagged interlaced (from the first such frame
             on, with bwdif: :mod:`vidsr.media.deinterlace`), all every frame, off none.
+        container: ``source`` opened already (a live stream: :func:`vidsr.media.live.open_live`).
     """
 
     def __init__(self, source: str | os.PathLike, *, copy_streams: bool = True, deep: bool = False,
                  rate: Fraction | None = None, stats: DecodeStats | None = None,
-                 deinterlace: DeinterlaceMode = "auto") -> None:
+                 deinterlace: DeinterlaceMode = "auto", container: av.container.InputContainer | None = None) -> None:
         self.source = str(source)
         self.stats = stats if stats is not None else DecodeStats()
         self._deinterlace_mode = deinterlace
         self._deinterlacer: Deinterlacer | None = None
-        self.container = open_input(source, rate=rate)
+        self.container = container if container is not None else open_input(source, rate=rate)
         try:
             self._start(copy_streams=copy_streams, deep=deep)
         except BaseException:
@@ -175,11 +176,11 @@ class Reader:
             except StopIteration:
                 break
             except av.error.FFmpegError as e:
-                self.stats.read_error = (f"reading {self.source} failed after {self._index} frames "
-                                         f"({e.strerror or e}); the frames before were kept")
                 for f in self._decode(None):  # frames still inside the decoder
                     if (frame := self._frame(f)) is not None:
                         yield frame
+                self.stats.read_error = (f"reading {self.source} failed after {self._index} frames "
+                                         f"({e.strerror or e}); the frames before were kept")
                 break
             if packet.stream.index != self.video.index:
                 if carries(packet):
@@ -221,7 +222,9 @@ class Reader:
         if pts is None:
             pts = self._next_pts if self._next_pts is not None else 0
         if self._last is not None and pts <= self._last[0]:
-            pts = self._last[0] + 1
+            # the next free slot on the frame grid: one tick later would share the previous frame's
+            # time in a container of coarser time base (Matroska's 1 ms against MPEG-TS's 1/90000 s)
+            pts = self._last[0] + self._last[1]
             self.stats.repaired_pts += 1
         dur = f.duration or None
         self._next_pts = pts + (dur or self._step)

@@ -68,18 +68,20 @@ class VideoWriter:
         template: an already encoded video stream whose packets will be given to
             :meth:`mux_video` (joining resumable segments) instead of frames to encode.
         bitexact: no random ids or version strings in the container (same input, same bytes).
+        container_options: muxer options besides those (live output: ``flush_packets``, ``muxdelay``).
     """
 
     def __init__(self, *, path: Path | str, info: VideoInfo, width: int, height: int,
                  options: EncodeOptions, copy_streams: bool = True,
                  sources: Sequence[av.stream.Stream] | None = None, name: str | None = None,
-                 template: av.stream.Stream | None = None, bitexact: bool = False) -> None:
+                 template: av.stream.Stream | None = None, bitexact: bool = False,
+                 container_options: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.name = name or str(path)
         self.closed = False
         self.warnings: list[str] = []
         self._lead: dict[int, int] = {}  # side stream -> ticks its packets are moved by (_from_zero)
-        flags = {"fflags": "+bitexact"} if bitexact else {}
+        flags = ({"fflags": "+bitexact"} if bitexact else {}) | (container_options or {})
         try:
             if str(path) == STDIO:
                 fmt = options.container or "matroska"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vidsr.composite import BgMethod
 from vidsr.errors import InputError
+from vidsr.masks.base import ThresholdStats
 from vidsr.media.deinterlace import DeinterlaceMode
 from vidsr.media.codecs import EncodeOptions
 from vidsr.media.types import Frame
@@ -98,6 +99,7 @@ class UpscaleReport:
     pixels_total: int = 0  # LR pixels of all frames
     pixels_sr: int = 0  # LR pixels whose output came from the SR network
     fg_fraction_sum: float = 0.0
+    threshold: ThresholdStats = field(default_factory=ThresholdStats)  # the masks' score thresholds
     mask_passes: int = 0
     cuts: int = 0
     bad_packets: int = 0
@@ -106,6 +108,7 @@ class UpscaleReport:
     engine: str = ""
     warnings: list[str] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    threads: dict[str, dict[str, float]] = field(default_factory=dict)  # ThreadClock.summary of the run
 
     @property
     def fps(self) -> float:
@@ -155,12 +158,20 @@ def merge_window_px(*, device: str, backend: str, merge: bool | None = None) -> 
 def frame_workers(config: UpscaleConfig, *, lr_pixels: int = 0) -> int:
     """Frames upscaled at once: ``config.frame_workers``, or by default 2 for torch on the CPU when
     torch may use 2 threads or more (each frame then gets half of them), except full-frame SR of
-    frames of ``lr_pixels`` >= :data:`FULL_FRAME_ONE_WORKER_PX`; else 1."""
+    frames of ``lr_pixels`` >= :data:`FULL_FRAME_ONE_WORKER_PX`; else 1.
+
+    More than 1 is refused for the torch and TensorRT engines on CUDA: their CUDA-graph inputs,
+    overlap buffers and TensorRT context serve one thread at a time."""
     import torch
 
     if config.frame_workers is not None:
         if config.frame_workers < 1:
             raise InputError(f"--frame-workers must be >= 1, got {config.frame_workers}")
+        on_cuda = config.backend == "trt" or (config.backend == "torch" and config.device != "cpu")
+        if config.frame_workers > 1 and on_cuda:
+            raise InputError(f"--frame-workers {config.frame_workers} is not available with --backend "
+                             f"{config.backend} on {config.device} (its CUDA engine serves one frame at a "
+                             "time; the GPU overlaps copies and compute already): use 1")
         return config.frame_workers
     if config.full_frame and lr_pixels >= FULL_FRAME_ONE_WORKER_PX:
         return 1

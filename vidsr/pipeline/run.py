@@ -26,7 +26,8 @@ from vidsr.media.types import STDIO, DecodeStats, VideoInfo, is_sequence
 from vidsr.media.writer import VideoWriter
 from vidsr.pipeline.config import FrameWindow, UpscaleConfig, UpscaleReport, frame_workers, merge_window_px
 from vidsr.pipeline.resume import ResumeJob, Segmenter, fingerprint
-from vidsr.pipeline.stages import END, decode_worker, encode_worker, mask_worker, process_loop, put
+from vidsr.pipeline.stages import (END, ThreadClock, TimedQueue, decode_worker, encode_worker, mask_worker,
+                                   process_loop, put)
 from vidsr.platform import threads_per_frame, torch_threads
 from vidsr.checkpoint import resolve_model
 
@@ -125,13 +126,14 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
                            out_size=size, engine=proc.engine.label, expected_frames=info.frames,
                            resumed_frames=job.done_frames if job else 0)
     stop = threading.Event()
-    q_in: queue.Queue = queue.Queue(maxsize=config.queue_size)
+    clock = ThreadClock()  # where each thread's time goes (report.threads)
+    q_in: queue.Queue = TimedQueue(config.queue_size, clock=clock)
     # room for a whole mask chunk, so the mask thread scores the next chunk while SR works on this one
     # (within MASKED_QUEUE_BYTES of decoded frames, so big frames do not pile up)
     frame_bytes = max(1, info.width * info.height * 3 * 2)  # up to 16 bits per sample
-    q_masked: queue.Queue = queue.Queue(
-        maxsize=max(config.queue_size, min(proc.mask_chunk, MASKED_QUEUE_BYTES // frame_bytes)))
-    q_out: queue.Queue = queue.Queue(maxsize=config.queue_size)
+    masked_size = max(config.queue_size, min(proc.mask_chunk, MASKED_QUEUE_BYTES // frame_bytes))
+    q_masked: queue.Queue = TimedQueue(masked_size, clock=clock)
+    q_out: queue.Queue = TimedQueue(config.queue_size, clock=clock)
     enc_failure: list[BaseException] = []
     t_start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -195,6 +197,7 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
     if job is not None:
         job.remove()
     report.seconds = time.perf_counter() - t_start
+    report.threads = clock.summary(t_start)
     report.bad_packets = stats.bad_packets
     report.mask_passes = proc.retired_passes + proc.tracker.passes
     report.cuts = proc.retired_cuts + proc.tracker.cuts

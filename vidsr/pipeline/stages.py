@@ -50,6 +50,66 @@ class _Masked:
     mask: MaskFrame | None
 
 
+class ThreadClock:
+    """Where each pipeline thread's time goes: seconds blocked in ``get`` (waiting for input) and in
+    ``put`` (waiting for room downstream), seconds of ``work`` (SR pool workers, which wait inside
+    the pool), its CPU seconds since first seen (``time.thread_time``: the Python thread itself,
+    not the worker threads of x264, ONNX Runtime or OpenMP) and when it was first and last seen, keyed by
+    thread name (:class:`TimedQueue` and the SR workers report here). A queue thread's busy time is
+    its span less both waits; the thread busy closest to the whole run bounds throughput
+    (``vidsr bench --threaded``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.threads: dict[str, dict[str, float]] = {}
+
+    def add(self, kind: str, seconds: float = 0.0) -> None:
+        """Add ``seconds`` to this thread's ``kind`` (get_wait, put_wait or work; "" notes it is alive)."""
+        name, now, cpu = threading.current_thread().name, time.perf_counter(), time.thread_time()
+        with self._lock:
+            t = self.threads.get(name)
+            if t is None:
+                t = self.threads[name] = {"get_wait": 0.0, "put_wait": 0.0, "work": 0.0, "cpu": 0.0, "cpu0": cpu,
+                                          "first": now - seconds, "last": now}
+            if kind:
+                t[kind] += seconds
+            t["cpu"], t["last"] = cpu - t["cpu0"], now
+
+    def summary(self, start: float) -> dict[str, dict[str, float]]:
+        """Per thread: span (first to last seen, s), busy (span less waits), get_wait, put_wait, cpu,
+        and start (offset from ``start``)."""
+        with self._lock:
+            out = {}
+            for name, t in sorted(self.threads.items()):
+                span = t["last"] - t["first"]
+                busy = t["work"] or span - t["get_wait"] - t["put_wait"]
+                out[name] = {"start": t["first"] - start, "span": span, "busy": busy,
+                             "get_wait": t["get_wait"], "put_wait": t["put_wait"], "cpu": t["cpu"]}
+            return out
+
+
+class TimedQueue(queue.Queue):
+    """A bounded queue that tells ``clock`` how long each caller blocked in ``put`` and ``get``."""
+
+    def __init__(self, maxsize: int, *, clock: ThreadClock) -> None:
+        super().__init__(maxsize=maxsize)
+        self.clock = clock
+
+    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+        t = time.perf_counter()
+        try:
+            super().put(item, block, timeout)
+        finally:
+            self.clock.add("put_wait", time.perf_counter() - t)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        t = time.perf_counter()
+        try:
+            return super().get(block, timeout)
+        finally:
+            self.clock.add("get_wait", time.perf_counter() - t)
+
+
 def put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Put unless ``stop`` is set; returns False when stopped."""
     while not stop.is_set():
@@ -200,8 +260,10 @@ class _Done:
     timings: dict[str, float]
 
 
-def _finish(proc: FrameProcessor, item: _Masked, want_mask: bool) -> _Done:
-    """SR + composite of one masked frame (thread-safe: its own stage timings)."""
+def _finish(proc: FrameProcessor, item: _Masked, want_mask: bool, clock: ThreadClock | None = None) -> _Done:
+    """SR + composite of one masked frame (thread-safe: its own stage timings); a pool worker
+    adds its time to ``clock``."""
+    t0 = time.perf_counter()
     timings: dict[str, float] = defaultdict(float)
     result = proc.process(item.frame.image, timings, mask=item.mask)
     out, mask = result.image, result.mask
@@ -213,6 +275,8 @@ def _finish(proc: FrameProcessor, item: _Masked, want_mask: bool) -> _Done:
         else:
             alpha = cv2.resize(mask.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         mask_img = (alpha * 255 + 0.5).astype(np.uint8)
+    if clock is not None:
+        clock.add("work", time.perf_counter() - t0)
     return _Done(out=out, mask_img=mask_img, result=result, timings=timings)
 
 
@@ -233,6 +297,7 @@ def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, s
     (benchmarks/README.md, "AVX2-only host"). Masks come with the frames (the tracker is not shared
     between threads). 1: in this (the calling) thread, as on a GPU."""
     n_pixels = proc.plan.height * proc.plan.width
+    clock: ThreadClock | None = getattr(inbox, "clock", None)
     pending: collections.deque = collections.deque()  # in file order: items, and futures of frames
     in_flight = 0
 
@@ -243,7 +308,10 @@ def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, s
         if job is None:  # packets and segment starts
             return put(q_out, item, stop)
         in_flight -= 1
+        t = time.perf_counter()
         done: _Done = job.result() if isinstance(job, concurrent.futures.Future) else job
+        if clock is not None and isinstance(job, concurrent.futures.Future):
+            clock.add("get_wait", time.perf_counter() - t)  # waiting for an SR worker counts as waiting for input
         for k, v in done.timings.items():
             report.stages[k] += v
         if not put(q_out, (done.out, item.frame, done.mask_img), stop):
@@ -253,6 +321,7 @@ def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, s
         report.pixels_sr += sum(w.core_pixels for w in done.result.windows)
         mask = done.result.mask
         report.fg_fraction_sum += mask.fg_fraction if mask is not None else 1.0
+        report.threshold.add(mask.threshold if mask is not None else None)
         if on_frame is not None:
             on_frame(report)
         return True
@@ -274,7 +343,7 @@ def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, s
                 while in_flight >= workers:  # the oldest frame leaves before another starts
                     if not emit():
                         return
-                job = pool.submit(_finish, proc, item, want_mask) if pool else _finish(proc, item, want_mask)
+                job = pool.submit(_finish, proc, item, want_mask, clock) if pool else _finish(proc, item, want_mask)
                 pending.append((item, job))
                 in_flight += 1
             while pending and _ready(pending[0][1]):

@@ -33,6 +33,7 @@ from vidsr.arch import REGISTRY
 from vidsr.arch.base import Residual
 from vidsr.errors import InputError
 from vidsr.fs import atomic_write
+from vidsr.platform import torch_threads
 from vidsr.checkpoint import save_checkpoint
 from vidsr.train.data import PatchConfig, build_patch_cache, list_images, sample_hr
 from vidsr.train.dataset import is_dataset, read_dataset
@@ -263,7 +264,8 @@ def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> None:
 def train(cfg: TrainConfig, *, resume: bool = False,
           on_step: Callable[[int, float], None] | None = None,
           on_image: Callable[[Path], None] | None = None) -> TrainResult:
-    """Train ``cfg.model`` on patches of the photos in ``cfg.data``.
+    """Train ``cfg.model`` on patches of the photos in ``cfg.data``, on ``cfg.threads`` torch threads
+    (the caller's thread count is restored afterwards).
 
     Args:
         cfg: the run.
@@ -274,7 +276,12 @@ def train(cfg: TrainConfig, *, resume: bool = False,
     Returns:
         The trained model (eval mode), where it was saved, and a summary.
     """
-    torch.set_num_threads(cfg.threads)
+    with torch_threads(cfg.threads):
+        return _train(cfg, resume=resume, on_step=on_step, on_image=on_image)
+
+
+def _train(cfg: TrainConfig, *, resume: bool, on_step: Callable[[int, float], None] | None,
+           on_image: Callable[[Path], None] | None) -> TrainResult:
     run_dir = Path(cfg.run_dir)
     state_path = run_dir / "state.pt"
     if resume and not state_path.is_file():

@@ -1,0 +1,310 @@
+"""Live mode: paced senders (a pipe, 127.0.0.1 TCP and UDP) -> vidsr -> receivers decoding as frames
+arrive; the deadline controller under an artificially slow engine; a sender that disconnects midway.
+
+Loopback only, tiny frames (160x96), bounded loops and timeouts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from media import make_video, read_video
+from vidsr.composite import upscale_background
+from vidsr.frame import build_processor
+from vidsr.media.live import device_format, live_by_default
+from vidsr.pipeline.config import UpscaleConfig
+from vidsr.pipeline.deadline import DeadlineController
+from vidsr.pipeline.live import LiveOptions, upscale_live
+from vidsr.pipeline.run import load_engine
+
+W, H, FPS = 160, 96, 25
+VIDSR = [sys.executable, "-c", "from vidsr.cli import main; main()"]
+
+
+def ts_chunks(tmp: Path, *, frames: int, audio: bool = False) -> list[bytes]:
+    """An MPEG-TS stream of ``frames`` 160x96 frames cut into one chunk per video frame (with the
+    audio muxed before it), as a live encoder would send it."""
+    src = make_video(tmp / f"src-{frames}-{audio}.mkv", frames=frames, width=W, height=H, fps=FPS, audio=audio)
+    buf = io.BytesIO()
+    chunks = []
+    with av.open(str(src)) as c, av.open(buf, "w", format="mpegts", container_options={"flush_packets": "1"}) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in c.streams}
+        for p in c.demux():
+            if p.dts is None:
+                continue
+            video = p.stream.type == "video"
+            p.stream = streams[p.stream.index]
+            o.mux(p)
+            if video:
+                chunks.append(buf.getvalue())
+                buf.seek(0)
+                buf.truncate()
+    chunks[-1] += buf.getvalue()  # the muxer's last bytes
+    return chunks
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def paced(chunks: list[bytes], send, *, start: float | None = None) -> list[float]:
+    """Send each chunk at its frame's time after ``start``; returns the send times."""
+    start = time.perf_counter() if start is None else start
+    sent = []
+    for i, chunk in enumerate(chunks):
+        time.sleep(max(0.0, start + i / FPS - time.perf_counter()))
+        send(chunk)
+        sent.append(time.perf_counter())
+    return sent
+
+
+def tcp_sender(port: int, chunks: list[bytes], sent: list[float], *, timeout: float = 60.0) -> None:
+    """Connect to vidsr's listening socket (once it listens: after the model loaded) and send paced."""
+    give_up = time.monotonic() + timeout
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            break
+        except OSError:
+            if time.monotonic() > give_up:
+                return
+            time.sleep(0.05)
+    with sock:
+        sent += paced(chunks, sock.sendall)
+
+
+@pytest.fixture(autouse=True)
+def _svt_quiet(monkeypatch):
+    """Choosing the encoder sets SVT_LOG for the process (vidsr.media.codecs.quiet_svt): undone after each test."""
+    monkeypatch.setenv("SVT_LOG", os.environ.get("SVT_LOG", "1"))
+
+
+@pytest.fixture(scope="module")
+def live_config(tiny_ckpt) -> UpscaleConfig:
+    return UpscaleConfig(model=str(tiny_ckpt), tile=16)
+
+
+# ------------------------------------------------------------------------------------- defaults
+
+
+def test_live_by_default_for_streams_not_for_a_pipe_into_a_file():
+    assert live_by_default("udp://127.0.0.1:5000", "out.mkv") and live_by_default("/dev/video0", "out.mkv")
+    assert live_by_default("-", "tcp://127.0.0.1:9000") and not live_by_default("-", "-")
+    assert not live_by_default("-", "out.mkv") and not live_by_default("in.mp4", "-")
+    assert device_format("v4l2:/dev/video2") == ("v4l2", "/dev/video2") and device_format("clip.mp4") is None
+
+
+# ------------------------------------------------------------------------------------- controller
+
+
+def test_controller_cuts_when_late_and_recovers_with_hysteresis():
+    c = DeadlineController(budget_s=0.04, tiles_total=60, workers=2, target_s=0.3, hold=10)
+    for _ in range(5):  # on time: no limit
+        c.observe(latency_s=0.1, sr_s=0.03, other_s=0.005, tiles=20, selected=20)
+    assert c.limit() is None
+    c.observe(latency_s=0.5, sr_s=0.12, other_s=0.005, tiles=20, selected=20)  # slow tiles, late
+    cut = c.limit()
+    assert cut is not None and cut < 20
+    for _ in range(20):  # in the dead band (target/2 .. target): nothing moves
+        c.observe(latency_s=0.2, sr_s=0.002 * cut, other_s=0.005, tiles=cut, selected=20)
+    assert c.limit() == cut
+    for _ in range(60):  # calm and cheap again: grows back by steps, then no limit
+        c.observe(latency_s=0.08, sr_s=0.002 * (c.limit() or 20), other_s=0.005, tiles=c.limit() or 20, selected=20)
+    assert c.limit() is None and c.changes <= 5
+
+
+def test_controller_does_not_cut_again_while_the_backlog_drains():
+    c = DeadlineController(budget_s=0.04, tiles_total=60, workers=2, target_s=0.3, hold=10)
+    c.observe(latency_s=0.1, sr_s=0.03, other_s=0.0, tiles=20, selected=20)
+    c.observe(latency_s=0.6, sr_s=0.03, other_s=0.0, tiles=20, selected=20)
+    cut = c.limit()
+    for lat in np.linspace(0.58, 0.32, 10):  # still late, but falling
+        c.observe(latency_s=float(lat), sr_s=0.002 * cut, other_s=0.0, tiles=cut, selected=20)
+    assert c.limit() == cut
+
+
+# ------------------------------------------------------------------------------------- frame cap
+
+
+def test_tile_cap_keeps_the_most_in_focus_tiles_and_plain_upscale_elsewhere(live_config):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    engine = load_engine(live_config)
+    proc = build_processor(engine=engine, height=H, width=W, tile=16, merge_px=None)
+    mask = proc.tracker.update(image)
+    yy, xx = np.mgrid[:H, :W]
+    score = np.exp(-((xx - 120) ** 2 + (yy - 48) ** 2) / 800.0).astype(np.float32)  # focus on the right
+    alpha = (score > 0.05).astype(np.float32)
+    mask = type(mask)(alpha=alpha, binary=alpha > 0, score=score, anchor=True, cut=False)
+    full = proc.process(image, defaultdict(float), mask=mask)
+    capped = proc.process(image, defaultdict(float), mask=mask, max_tiles=3)
+    assert full.dropped == 0 and len(capped.tiles) == 3 and capped.dropped == len(full.tiles) - 3
+    assert set(capped.tiles) <= set(full.tiles)
+    centre = proc.plan.tiles[capped.tiles[0]]
+    assert all(abs((t.x0 + t.x1) / 2 - 120) <= 24 for t in (proc.plan.tiles[i] for i in capped.tiles)), centre
+    bicubic = upscale_background(image, scale=2)
+    inside = np.zeros((H * 2, W * 2), bool)
+    for i in capped.tiles:
+        t = proc.plan.tiles[i]
+        inside[t.y0 * 2:t.y1 * 2, t.x0 * 2:t.x1 * 2] = True
+    assert np.array_equal(capped.image[~inside], bicubic[~inside])  # the dropped tiles: plain upscale
+    assert not np.array_equal(capped.image[inside], bicubic[inside])
+    none = proc.process(image, defaultdict(float), mask=mask, max_tiles=0)
+    assert none.tiles == [] and np.array_equal(none.image, bicubic)
+
+
+# ------------------------------------------------------------------------------------- end to end
+
+
+def _receive(stream, got: list[tuple[float, int]], fmt: str) -> None:
+    """Decode ``stream`` as it arrives: (arrival time, pts) per frame."""
+    with contextlib.suppress(av.error.FFmpegError), \
+            av.open(stream, format=fmt, container_options={"probesize": "32768", "analyzeduration": "0"}) as c:
+        for f in c.decode(video=0):
+            got.append((time.perf_counter(), f.pts))
+
+
+def test_pipe_stream_comes_out_as_it_goes_in(tmp_path, tiny_ckpt):
+    """A paced MPEG-TS pipe -> vidsr upscale - -o - -> a receiver: every frame, in order; once the
+    backlog of vidsr's start (importing torch) is worked off, each frame within a bounded time of
+    being sent, and the stream ends soon after the input ends. ~8 s."""
+    n = 150
+    chunks = ts_chunks(tmp_path, frames=n)
+    p = subprocess.Popen([*VIDSR, "upscale", "-", "-o", "-", "--live", "--format", "mpegts", "--model", str(tiny_ckpt),
+                          "--tile", "16", "-q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got: list[tuple[float, int]] = []
+    out = open(p.stdout.fileno(), "rb", buffering=0, closefd=False)  # reads what has arrived
+    rx = threading.Thread(target=_receive, args=(out, got, "mpegts"), daemon=True)
+    rx.start()
+    try:
+        def send(chunk: bytes) -> None:
+            p.stdin.write(chunk)
+            p.stdin.flush()
+
+        sent = paced(chunks, send)
+        p.stdin.close()
+        assert p.wait(timeout=60) == 0, p.stderr.read().decode()
+        rx.join(timeout=10)
+    finally:
+        p.kill()
+    pts = [g[1] for g in got]
+    assert len(got) == n and pts == sorted(pts) and len(set(pts)) == n
+    latency = np.array([g[0] - s for g, s in zip(got, sent)])[-30:]
+    # generous bounds for a loaded 2-core machine; benchmarks/live_latency.py measures properly
+    assert np.median(latency) < 2.0 and latency.max() < 3.0, latency
+    assert got[-1][0] - sent[-1] < 3.0  # the stream ends soon after the input ends
+
+
+def test_tcp_sender_that_disconnects_midway_leaves_a_valid_output(tmp_path, live_config):
+    chunks = ts_chunks(tmp_path, frames=50, audio=True)
+    port = free_port()
+    sent: list[float] = []
+    tx = threading.Thread(target=tcp_sender, args=(port, chunks[:20], sent), daemon=True)  # then hangs up
+    tx.start()
+    out = tmp_path / "out.mkv"
+    report = upscale_live(f"tcp://127.0.0.1:{port}?listen", out, config=live_config)
+    tx.join(timeout=10)
+    frames, pts, _ = read_video(out)
+    assert 17 <= report.frames == len(frames) <= 20  # the last packets may be cut off
+    assert frames[0].shape == (H * 2, W * 2, 3) and pts == sorted(pts)
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+    assert report.first_output_s is not None and report.latency(95) < 2.0 and report.dropped == 0
+
+
+def test_tcp_reconnect_continues_the_stream(tmp_path, live_config):
+    chunks = ts_chunks(tmp_path, frames=15)
+    port = free_port()
+
+    def twice() -> None:
+        tcp_sender(port, chunks, [])
+        tcp_sender(port, chunks, [], timeout=10)
+
+    tx = threading.Thread(target=twice, daemon=True)
+    tx.start()
+    out = tmp_path / "out.nut"
+    report = upscale_live(f"tcp://127.0.0.1:{port}?listen", out, config=live_config,
+                          options=LiveOptions(reconnect=True, reconnect_s=3.0))
+    tx.join(timeout=10)
+    frames, pts, _ = read_video(out)
+    assert report.reconnects >= 1 and len(frames) == report.frames >= 28
+    assert all(b > a for a, b in zip(pts, pts[1:]))  # one clock across the two connections
+
+
+def test_udp_stream_that_stops_finishes_cleanly(tmp_path, live_config):
+    chunks = ts_chunks(tmp_path, frames=30)
+    port = free_port(socket.SOCK_DGRAM)
+
+    def send() -> None:
+        time.sleep(1.0)  # vidsr binds the port after loading the model
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            def datagrams(chunk: bytes) -> None:
+                for i in range(0, len(chunk), 1316):  # 7 TS packets per datagram
+                    s.sendto(chunk[i:i + 1316], ("127.0.0.1", port))
+            paced(chunks, datagrams)
+
+    tx = threading.Thread(target=send, daemon=True)
+    tx.start()
+    out = tmp_path / "out.ts"
+    report = upscale_live(f"udp://127.0.0.1:{port}", out, config=live_config,
+                          options=LiveOptions(stall_s=1.0))
+    tx.join(timeout=10)
+    frames, pts, _ = read_video(out)
+    assert len(frames) == report.frames >= 25 and pts == sorted(pts)
+
+
+class SlowEngine:
+    """An engine that sleeps ``s_per_px`` per window pixel while ``slow`` is set."""
+
+    def __init__(self, inner, s_per_px: float) -> None:
+        self.inner, self.s_per_px, self.slow = inner, s_per_px, threading.Event()
+        self.descriptor, self.label, self.trims = inner.descriptor, "slow", False
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if self.slow.is_set():
+            time.sleep(self.s_per_px * batch.shape[0] * batch.shape[2] * batch.shape[3])
+        return self.inner.run(np.ascontiguousarray(batch))
+
+
+def test_controller_cuts_coverage_under_a_slow_engine_and_restores_it(tmp_path, live_config):
+    """Slow for 40 frames (full coverage would take ~3 frame periods per frame), then fast:
+    coverage drops, every frame still comes out in order, and coverage comes back."""
+    frames = 110
+    chunks = ts_chunks(tmp_path, frames=frames)
+    port = free_port()
+    engine = SlowEngine(load_engine(live_config), s_per_px=0.0)
+    engine.s_per_px = 3 * 2 / FPS / (W * H)  # full SR of a frame: 3 periods of 2 workers' budget
+    engine.slow.set()
+    tx = threading.Thread(target=tcp_sender, args=(port, chunks, []), daemon=True)
+    tx.start()
+    kept: list[float] = []
+
+    def on_frame(report) -> None:
+        kept.append(report.kept_sum - sum(kept))
+        if report.frames == 40:
+            engine.slow.clear()
+
+    out = tmp_path / "out.nut"
+    report = upscale_live(f"tcp://127.0.0.1:{port}?listen", out, engine=engine, on_frame=on_frame,
+                          config=UpscaleConfig(model=live_config.model, tile=16, merge=False, frame_workers=2))
+    tx.join(timeout=10)
+    got, pts, _ = read_video(out)
+    assert report.frames == len(got) == frames and pts == sorted(pts) and report.dropped == 0
+    assert min(kept) < 0.7 and report.coverage_kept < 1.0  # cut while slow
+    assert np.mean(kept[-15:]) > np.mean(kept[5:40]) + 0.25  # grown back once fast again (all of it when idle)
+    assert report.coverage_changes <= 12  # steps, not flicker
