@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -102,10 +103,16 @@ def live_config(tiny_ckpt) -> UpscaleConfig:
 # ------------------------------------------------------------------------------------- defaults
 
 
-def test_live_by_default_for_streams_not_for_a_pipe_into_a_file():
+def test_live_by_default_for_streams_and_pipes_not_files(tmp_path, monkeypatch):
     assert live_by_default("udp://127.0.0.1:5000", "out.mkv") and live_by_default("/dev/video0", "out.mkv")
-    assert live_by_default("-", "tcp://127.0.0.1:9000") and not live_by_default("-", "-")
-    assert not live_by_default("-", "out.mkv") and not live_by_default("in.mp4", "-")
+    assert live_by_default("-", "tcp://127.0.0.1:9000") and live_by_default("-", "-")
+    assert live_by_default("-", "out.mkv") and not live_by_default("-", "frames/%06d.png")
+    assert not live_by_default("in.mp4", "-")
+    clip = tmp_path / "clip.mkv"
+    clip.write_bytes(b"x")
+    with open(clip, "rb") as f:  # `< clip.mkv`: a regular file on stdin is read as a file
+        monkeypatch.setattr("sys.stdin", f)
+        assert not live_by_default("-", "-")
     assert device_format("v4l2:/dev/video2") == ("v4l2", "/dev/video2") and device_format("clip.mp4") is None
 
 
@@ -308,3 +315,60 @@ def test_controller_cuts_coverage_under_a_slow_engine_and_restores_it(tmp_path, 
     assert min(kept) < 0.7 and report.coverage_kept < 1.0  # cut while slow
     assert np.mean(kept[-15:]) > np.mean(kept[5:40]) + 0.25  # grown back once fast again (all of it when idle)
     assert report.coverage_changes <= 12  # steps, not flicker
+
+
+def test_drop_late_drops_only_when_asked_and_counts_them(tmp_path, live_config):
+    """A stream processed at half real time (80 ms per 40 ms frame): with --drop-late, frames past the
+    deadline are dropped, counted and reported, the rest come out in order; without it none is. ~6 s."""
+    chunks = ts_chunks(tmp_path, frames=30)
+    engine = load_engine(live_config)
+
+    def run(drop_late: bool):
+        port = free_port()
+        tx = threading.Thread(target=tcp_sender, args=(port, chunks, []), daemon=True)
+        tx.start()
+        out = tmp_path / f"out-{drop_late}.nut"
+        report = upscale_live(f"tcp://127.0.0.1:{port}?listen", out, config=live_config, engine=engine,
+                              on_frame=lambda r: time.sleep(0.08),  # a slow stage after SR: cutting tiles cannot help
+                              options=LiveOptions(drop_late=drop_late, target_s=0.2))
+        tx.join(timeout=10)
+        _, pts, _ = read_video(out)
+        assert len(pts) == report.frames and all(b > a for a, b in zip(pts, pts[1:]))
+        return report, pts
+
+    kept, _ = run(drop_late=False)
+    assert kept.frames == 30 and kept.dropped == 0 and kept.late > 0
+    dropped, pts = run(drop_late=True)
+    assert dropped.dropped > 0 and dropped.frames + dropped.dropped == 30 and pts[0] == 0
+    assert f"{dropped.dropped} dropped" in dropped.live_summary()
+
+
+def test_sigterm_closes_a_live_output_validly(tmp_path, tiny_ckpt):
+    """SIGTERM to `vidsr upscale - -o out.mkv` (a pipe: live by default) while the stream is still open:
+    exit 143, and out.mkv holds the frames done so far, playable. ~5 s."""
+    chunks = ts_chunks(tmp_path, frames=30)
+    out = tmp_path / "out.mkv"
+    p = subprocess.Popen([*VIDSR, "upscale", "-", "-o", str(out), "--model", str(tiny_ckpt), "--tile", "16"],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for chunk in chunks:  # all at once; the stream stays open
+            p.stdin.write(chunk)
+        p.stdin.flush()
+        give_up, last = time.monotonic() + 60, (-1, 0.0)
+        while time.monotonic() < give_up and p.poll() is None:  # until the temp output stops growing
+            size = sum(f.stat().st_size for f in tmp_path.iterdir() if f.name.startswith(".out.vidsr-"))
+            if size != last[0]:
+                last = (size, time.monotonic())
+            elif size > 0 and time.monotonic() - last[1] > 0.7:
+                break
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    err = err.decode()
+    assert p.returncode == 143, err
+    frames, pts, _ = read_video(out)
+    assert 26 <= len(frames) <= 30 and frames[0].shape == (H * 2, W * 2, 3) and all(b > a for a, b in zip(pts, pts[1:]))
+    assert f"{len(frames)} frames" in err and "terminated: the output was closed" in err
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".out.vidsr-")]  # no temp file left

@@ -60,7 +60,7 @@ from vidsr.cli.summary import mask_threshold, sr_spill_note
 @click.option("--live/--no-live", default=None,
               help="Read INPUT as a stream as it arrives (no spooling), encode for latency and keep real time by "
                    "shrinking SR coverage when behind (docs/live.md) [default: on for URLs, capture devices and "
-                   "- into a URL].")
+                   "a pipe on stdin; --no-live reads a pipe as a file].")
 @click.option("--drop-late", is_flag=True, help="With --live: drop frames already past their deadline.")
 @click.option("--reconnect", is_flag=True, help="With --live: open a URL INPUT again when it ends, stalls or fails.")
 @click.option("--workers", type=click.IntRange(1, 4096), default=None,
@@ -120,8 +120,9 @@ def upscale(input: str | None, output: str, sample: bool, scale: str | None, mod
     )
     from vidsr.media.live import device_format, is_url, live_by_default
 
-    if live is None:
-        live = input is not None and live_by_default(input, output)
+    if live is None:  # a pipe asked for file-only work (--resume, --save-mask) is read as a file
+        live = input is not None and live_by_default(input, output) and not (
+            input == "-" and (resume or save_mask is not None or workers is not None))
     if live:
         if sample or input is None or workers is not None:
             fail("--live reads INPUT as a stream: give - (stdin), a URL or a capture device, without --workers")

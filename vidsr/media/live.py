@@ -9,7 +9,9 @@ them) or a capture device (V4L2 ``/dev/video0``; ``avfoundation:0``, ``dshow:vid
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ import av
 import av.error
 
 from vidsr.errors import InputError, OutputError
-from vidsr.media.types import STDIO
+from vidsr.media.types import STDIO, is_sequence
 
 PROBE_BYTES = 32_768
 """Bytes the demuxer may read to find the streams' parameters (FFmpeg's default, 5 MB, held the
@@ -54,11 +56,20 @@ def device_format(source: str) -> tuple[str, str] | None:
 
 
 def live_by_default(source: str, output: str) -> bool:
-    """Whether ``--live`` is on when not given: for URLs and capture devices, and for stdin when the
-    output is a URL; a pipe into a file or stdout is read as a file (spooled) unless ``--live``."""
+    """Whether ``--live`` is on when not given: for URLs, capture devices and a pipe on stdin; not for
+    a regular file redirected to stdin (``< clip.mp4``: it is all there, read it as a file) nor for
+    numbered-frame output. ``--no-live`` reads a pipe as a file (spooled)."""
     if is_url(source) or device_format(source) is not None:
         return True
-    return source == STDIO and is_url(output)
+    return source == STDIO and not _stdin_is_file() and not is_sequence(output)
+
+
+def _stdin_is_file() -> bool:
+    fd = _fd(sys.stdin)
+    try:
+        return fd is not None and stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
 
 
 def _fd(stream: io.IOBase) -> int | None:

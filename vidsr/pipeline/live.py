@@ -167,9 +167,8 @@ class _LiveInput:
         next_pts: int | None = None  # where the next frame is due on the output clock (continues a reconnect)
         last_pts: int | None = None
         shift_s = Fraction(0)  # added to a reconnected source's times
-        reader, first = self.reader, True
+        reader, first, rebase = self.reader, True, False
         while True:
-            base: int | None = None  # this connection's first frame pts
             for item in reader.items():
                 if halt.is_set():
                     return
@@ -180,9 +179,10 @@ class _LiveInput:
                         item.packet.dts = None if item.packet.dts is None else item.packet.dts + ticks
                     yield item
                     continue
-                if base is None and next_pts is not None:  # a new connection: continue the clock
-                    base = item.pts
-                    shift_s = next_pts * tb - Fraction(base) * item.time_base
+                if rebase:  # a reopened source's first frame: continue the clock where it stopped
+                    rebase = False
+                    if next_pts is not None:
+                        shift_s = next_pts * tb - Fraction(item.pts) * item.time_base
                 pts = round((Fraction(item.pts) * item.time_base + shift_s) / tb)
                 if last_pts is not None and pts <= last_pts:  # never backwards, even across a reconnect
                     pts = last_pts + 1
@@ -203,7 +203,7 @@ class _LiveInput:
             reader = self._reopen(halt)
             if reader is None:
                 return
-            self.reader = reader
+            self.reader, rebase = reader, True
             self.reconnects += 1
             self.stats.read_error = None  # the stream went on: the gap is noted as a reconnect
 
@@ -314,7 +314,16 @@ def _sr_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, stop:
             pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="vidsr-sr")
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         while True:
-            item = get(inbox, stop)
+            try:  # while frames are in SR, wake often: a finished frame leaves without waiting for the next
+                item = inbox.get(timeout=0.005 if pending else 0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    item = END
+                else:
+                    while pending and _ready(pending[0][1]):
+                        if not emit():
+                            return
+                    continue
             if isinstance(item, Failure):
                 raise item.exc
             if item is END:
