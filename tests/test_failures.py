@@ -272,7 +272,7 @@ def test_broken_shipped_weights_are_refused(tmp_path, monkeypatch, damage, messa
 
 
 @pytest.mark.parametrize("args,stdin,message", [
-    (("-",), b"", "input '-': stdin was empty"),
+    (("-", "--no-live"), b"", "input '-': stdin was empty"),
     (("frames/%03d.png", "--input-fps", "fast"), None, "--input-fps must be a number or a ratio such as 30000/1001"),
     (("frames/%03d.png", "--input-fps", "0"), None, "--input-fps must be > 0, got 0"),
     (("frames/%03d.png", "--input-fps", "1/0"), None, "--input-fps must be a number or a ratio"),
