@@ -44,7 +44,7 @@ from vidsr.media.writer import VideoWriter
 from vidsr.pipeline.config import UpscaleConfig, UpscaleReport, frame_workers
 from vidsr.pipeline.deadline import DeadlineController
 from vidsr.pipeline.run import load_engine, processor_for
-from vidsr.pipeline.stages import END, Failure, get, put
+from vidsr.pipeline.stages import END, Failure, count_frame, get, put
 from vidsr.platform import threads_per_frame, torch_threads
 
 LATENCY_SAMPLES = 100_000
@@ -298,10 +298,7 @@ def _sr_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, stop:
             report.stages[k] += v
         if not put(q_out, (r.image, item), stop):
             return False
-        report.frames += 1
-        report.pixels_total += n_pixels
-        report.pixels_sr += sum(w.core_pixels for w in r.windows)
-        report.fg_fraction_sum += r.mask.fg_fraction if r.mask is not None else 1.0
+        count_frame(report, r, n_pixels=n_pixels)
         report.kept_sum += kept / selected if selected else 1.0
         report.coverage_changes = control.changes
         if on_frame is not None:

@@ -110,6 +110,16 @@ class TimedQueue(queue.Queue):
             self.clock.add("get_wait", time.perf_counter() - t)
 
 
+def count_frame(report: UpscaleReport, result: FrameResult, *, n_pixels: int) -> None:
+    """Add one output frame to ``report``: pixels, SR pixels, foreground share and threshold."""
+    report.frames += 1
+    report.pixels_total += n_pixels
+    report.pixels_sr += sum(w.core_pixels for w in result.windows)
+    mask = result.mask
+    report.fg_fraction_sum += mask.fg_fraction if mask is not None else 1.0
+    report.threshold.add(mask.threshold if mask is not None else None)
+
+
 def put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Put unless ``stop`` is set; returns False when stopped."""
     while not stop.is_set():
@@ -316,12 +326,7 @@ def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, s
             report.stages[k] += v
         if not put(q_out, (done.out, item.frame, done.mask_img), stop):
             return False
-        report.frames += 1
-        report.pixels_total += n_pixels
-        report.pixels_sr += sum(w.core_pixels for w in done.result.windows)
-        mask = done.result.mask
-        report.fg_fraction_sum += mask.fg_fraction if mask is not None else 1.0
-        report.threshold.add(mask.threshold if mask is not None else None)
+        count_frame(report, done.result, n_pixels=n_pixels)
         if on_frame is not None:
             on_frame(report)
         return True
