@@ -1,14 +1,17 @@
 """Full-frame ncnn (the runtime of realesrgan-ncnn-vulkan and Video2X) vs vidsr's partial SR, same network.
 
-The network is Real-ESRGAN's SRVGGNetCompact in the realesr-animevideov3 shape (64 features,
-16 convolutions, PReLU) at x2, with random weights (no third-party weights are downloaded), saved as
+The network is Real-ESRGAN's SRVGGNetCompact in one of two published shapes (``--net``):
+realesr-animevideov3 (64 features, 16 convolutions, PReLU; run at x2) or realesr-general-x4v3
+(64 features, 32 convolutions, PReLU, x4), with random weights (no third-party weights are downloaded), saved as
 a Real-ESRGAN .pth for vidsr and written as an ncnn .param/.bin (the layer list realesrgan-ncnn-vulkan's
 converted models use: Convolution, PReLU, PixelShuffle, nearest Interp, BinaryOp add). The two
 runtimes' outputs are checked against each other first. Times, in one run, on the sample clip:
 ncnn's SR alone per frame (no decode or encode: a lower bound for a full ncnn run) and vidsr
 ``upscale_video`` end to end (decode, focus mask, partial SR, composite, encode) per frame.
 
-Run: python benchmarks/ncnn_vs_partial.py [--out benchmarks/results/ncnn_vs_partial.json]
+Run: python benchmarks/ncnn_vs_partial.py [--net animevideov3|general-x4v3] [--out FILE.json]
+(default out: benchmarks/results/ncnn_vs_partial.json for animevideov3, ncnn_vs_partial-general-x4v3.json
+for general-x4v3). ``--frames 1 --reps 1 --width 160 --height 90`` is a quick check that it runs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import numpy as np
 import torch
 
 from vidsr.bench.report import machine_info, write_json
+
+NETS = {"animevideov3": (64, 16, 2), "general-x4v3": (64, 32, 4)}  # (features, convolutions, scale)
 
 
 def srvgg_state(*, num_feat: int, num_conv: int, scale: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -77,12 +82,17 @@ def ncnn_run(net, image: np.ndarray, threads: int) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ncnn_vs_partial.json")
+    ap.add_argument("--net", choices=sorted(NETS), default="animevideov3")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--reps", type=int, default=2, help="alternating repeats of the three timings")
     ap.add_argument("--width", type=int, default=480)
     ap.add_argument("--height", type=int, default=270)
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    results = Path(__file__).parent / "results"
+    out = args.out or results / ("ncnn_vs_partial.json" if args.net == "animevideov3"
+                                 else f"ncnn_vs_partial-{args.net}.json")
     import ncnn
 
     from vidsr.backends.base import TorchBackend, create_engine
@@ -93,9 +103,9 @@ def main() -> None:
     from vidsr.sr import sr_whole
 
     work = Path(tempfile.mkdtemp(prefix="vidsr-ncnn-"))
-    scale, nf, nc = 2, 64, 16
+    nf, nc, scale = NETS[args.net]
     state = srvgg_state(num_feat=nf, num_conv=nc, scale=scale)
-    pth = work / "animevideov3-shape-x2.pth"
+    pth = work / f"{args.net}-shape-x{scale}.pth"
     torch.save({"params": state}, pth)
     write_ncnn(state, scale, work / "net.param", work / "net.bin")
     net = ncnn.Net()
@@ -113,7 +123,7 @@ def main() -> None:
         raise SystemExit(f"ncnn and vidsr disagree by {diff} levels: the .param/.bin is not the same network")
     clip = write_sample(work / "lr.mp4", spec=spec)
     rows = []
-    for rep in range(2):  # alternate, so load changes hit both
+    for rep in range(args.reps):  # alternate, so load changes hit all three
         t0 = time.perf_counter()
         for img in lr:
             ncnn_run(net, img, args.threads)
@@ -130,11 +140,11 @@ def main() -> None:
         print(rows[-1])
     report = machine_info(
         date=date.today().isoformat(), benchmark="ncnn_vs_partial", ncnn=ncnn.__version__,
-        model=f"SRVGGNetCompact {nf}nf {nc}nc x{scale} (realesr-animevideov3 shape), random weights",
+        model=f"SRVGGNetCompact {nf}nf {nc}nc x{scale} (realesr-{args.net} shape), random weights",
         clip=f"{spec.source}, {args.width}x{args.height}, {len(lr)} frames", threads=args.threads,
         ncnn_vs_vidsr_max_diff_levels=diff, seconds_per_frame=rows,
     )
-    write_json(report, args.out)
+    write_json(report, out)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,22 @@
-"""Partial SR on real footage: SR pixels vs the subject, SR-stage speedup vs the ideal, ORT vs torch.
+"""Partial SR on real footage: SR pixels vs the subject, SR-stage speedup vs the ideal, end to end,
+RRDBNet, ORT vs torch: issue 25's numbers from one command.
 
 For each clip, the default focus masks of its first frames are computed once; then, frame by frame
-and taking turns, the SR stage (:func:`vidsr.sr.sr_tiles`) runs on the full-frame windows, on the
-windows of the old planner (64-px tiles merged into rectangles, shrunk to the support: vidsr before
-issue 25) and on :func:`vidsr.tiling.plan_windows`' windows, for the shipped x2 model and a heavy
-network (a Compact with 64 features x 16 convs, random weights). The report gives SR pixels (the
-cores) and window pixels over the subject (alpha > 0: foreground + feather band), the SR-stage
-times and speedups, and the ideal 1/fg. ``--ort`` adds torch vs ONNX Runtime full-frame SR per
-architecture, ORT with PReLU as relus (before) and as per-channel scalings (now).
+and taking turns, the SR stage (:func:`vidsr.sr.sr_tiles`) runs on the full-frame windows and on
+three window plans: ``old`` (64-px tiles merged into rectangles, shrunk to the support: vidsr before
+issue 25), ``prev`` (:func:`vidsr.tiling.plan_windows` with one ``CALL_PX`` and one engine call per
+window shape: issue 25's first session) and ``now`` (what ``vidsr upscale`` runs:
+:meth:`vidsr.frame.FrameProcessor.windows`, windows packed side by side into shared calls,
+:func:`vidsr.sr.pack_windows`), for the shipped x2 model and a heavy network (a Compact with 64
+features x 16 convs, random weights), and on the first clip for an RRDBNet x4 (Real-ESRGAN x4plus's
+shape, random weights loaded through the community-checkpoint detector). The report gives SR pixels
+(the cores) and window pixels over the subject (alpha > 0: foreground + feather band), the SR-stage
+times and speedups, and the ideal 1/fg. ``--threaded CLIP`` adds ``vidsr bench --threaded``'s partial
+over full-frame wall time (torch); ``--ort`` torch vs ONNX Runtime full-frame SR per architecture.
+The JSON's ``headline`` holds the issue's three numbers (and RRDBNet's).
 
-    python benchmarks/partial_sr.py --clip dragonfly.mp4 --clip vtest.mp4 --ort --json results/partial-sr.json
+    python benchmarks/partial_sr.py --clip dragonfly272.mp4 --clip vtest272.mp4 --clip sample540.mp4 \
+        --plan-only dragonfly1080.mp4 --threaded dragonfly272.mp4 --json results/partial-sr-cpu.json
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import argparse
 import copy
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -33,8 +41,9 @@ from vidsr.masks.focus import FocusEstimator
 from vidsr.masks.tracker import MaskTracker
 from vidsr.media.reader import read_items
 from vidsr.media.types import Frame
+from vidsr.frame import FrameProcessor, build_processor
 from vidsr.pipeline.config import MERGE_WINDOW_PX
-from vidsr.sr import sr_tiles
+from vidsr.sr import pack_windows, sr_tiles
 from vidsr.tiling import Tile, mask_support, merge_tiles, plan_tiles, plan_windows, select_tiles
 
 
@@ -76,46 +85,64 @@ def heavy_model() -> tuple[nn.Module, object]:
     return model, describe(model, name="compact-64x16-random")
 
 
-def pixels(images, masks, pad: int) -> dict:
-    acc = dict(fg=0.0, subject=0, old_core=0, old_window=0, new_core=0, new_window=0, plan_ms=0.0)
-    for img, m in zip(images, masks):
-        s = mask_support(m.alpha)
-        t = time.perf_counter()
-        new = plan_windows(s, pad=pad, max_window_px=MERGE_WINDOW_PX)
-        acc["plan_ms"] += (time.perf_counter() - t) * 1000
-        old = old_windows(s, pad)
-        acc["fg"] += m.fg_fraction
-        acc["subject"] += int((m.alpha > 0).sum())
-        acc["old_core"] += sum(x.core_pixels for x in old)
-        acc["old_window"] += sum(x.window_pixels for x in old)
-        acc["new_core"] += sum(x.core_pixels for x in new)
-        acc["new_window"] += sum(x.window_pixels for x in new)
-    n, (h, w) = len(images), images[0].shape[:2]
-    sub = acc["subject"]
-    return {"frames": n, "size": [w, h], "pad": pad, "fg_fraction": acc["fg"] / n,
-            "subject_fraction": sub / (n * h * w),
-            "plan_ms_per_frame": acc["plan_ms"] / n,
-            **{f"{k}_over_subject": acc[k] / sub for k in ("old_core", "old_window", "new_core", "new_window")}}
+def processor(engine, h: int, w: int) -> FrameProcessor:
+    """The processor ``vidsr upscale`` builds for this engine and frame size (its planner and packing)."""
+    return build_processor(engine=engine, height=h, width=w, tile=64, merge_px=MERGE_WINDOW_PX)
 
 
-def sr_stage(engine, images, masks, passes: int) -> dict:
-    """Median over passes of the SR stage's ms/frame: full frame, old windows, new windows (taking turns per frame)."""
-    pad = engine.descriptor.receptive_radius
+def plans(proc: FrameProcessor, masks) -> dict[str, tuple[list[list[Tile]], dict]]:
+    """Per configuration, the windows of each frame and how sr_tiles runs them: ``old`` (before issue 25),
+    ``prev`` (plan_windows with one CALL_PX, one call per window shape: this benchmark's first run),
+    ``tight`` (no call cost and half the context charged, packed: the cores closest to the subject) and
+    ``now`` (:meth:`FrameProcessor.windows` and its packing, as ``vidsr upscale`` runs)."""
+    pad = proc.plan.pad
+    supports = [mask_support(m.alpha) for m in masks]
+    packing = {"pack_px": proc.merge_px, "call_px": proc.call_px}
+    return {"old": ([old_windows(s, pad) for s in supports], {}),
+            "prev": ([plan_windows(s, pad=pad, max_window_px=MERGE_WINDOW_PX) for s in supports], {}),
+            "tight": ([plan_windows(s, pad=pad, max_window_px=MERGE_WINDOW_PX, call_px=0, context=pad / 2)
+                       for s in supports], packing),
+            "now": ([proc.windows(select_tiles(proc.plan, s), s) for s in supports], packing)}
+
+
+def pixels(proc: FrameProcessor, masks) -> dict:
+    """SR pixels (cores) and window pixels over the subject (alpha > 0), per configuration of :func:`plans`."""
+    t = time.perf_counter()
+    configs = plans(proc, masks)
+    plan_ms = (time.perf_counter() - t) * 1000
+    n, (h, w) = len(masks), masks[0].alpha.shape
+    sub = sum(int((m.alpha > 0).sum()) for m in masks)
+    out = {"frames": n, "size": [w, h], "pad": proc.plan.pad, "call_px": proc.call_px,
+           "fg_fraction": statistics.fmean(m.fg_fraction for m in masks), "subject_fraction": sub / (n * h * w),
+           "plan_ms_per_frame_all_configs": plan_ms / n}
+    for name, (wins, kw) in configs.items():
+        out[f"{name}_core_over_subject"] = sum(t.core_pixels for ws in wins for t in ws) / sub
+        out[f"{name}_window_over_subject"] = sum(t.window_pixels for ws in wins for t in ws) / sub
+        out[f"{name}_windows_per_frame"] = sum(map(len, wins)) / n
+        if kw:
+            out[f"{name}_calls_per_frame"] = sum(len(pack_windows(ws, frame=(h, w), radius=proc.plan.pad,
+                                                                  max_px=kw["pack_px"], call_px=kw["call_px"]))
+                                                 for ws in wins) / n
+    return out
+
+
+def sr_stage(engine, images, masks, passes: int, *, warm: bool = True) -> dict:
+    """Median over passes of the SR stage's ms/frame: full frame and each configuration of :func:`plans`,
+    taking turns frame by frame, after a warm-up pass that meets every window shape (``warm``; RRDBNet
+    skips it: its ~0.7 ms per pixel dwarfs a new shape's set-up)."""
     h, w = images[0].shape[:2]
-    full = full_windows(h, w, pad)
-    plans = [(full, [old_windows(mask_support(m.alpha), pad) for m in masks],
-              [plan_windows(mask_support(m.alpha), pad=pad, max_window_px=MERGE_WINDOW_PX) for m in masks])]
-    sr_tiles(engine, images[0], full, batch=8)  # warm-up
-    for k in range(len(images)):
-        sr_tiles(engine, images[k], plans[0][1][k], batch=8)
-        sr_tiles(engine, images[k], plans[0][2][k], batch=8)
-    times: dict[str, list[float]] = {"full": [], "old": [], "new": []}
+    proc = processor(engine, h, w)
+    configs = {"full": ([proc.full_windows] * len(images), {}), **plans(proc, masks)}
+    for name, (wins, kw) in configs.items() if warm else ():  # warm-up: every shape once
+        for k, img in enumerate(images):
+            sr_tiles(engine, img, wins[k], batch=8, **kw)
+    times: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(passes):
         tot = dict.fromkeys(times, 0.0)
         for k, img in enumerate(images):
-            for name, wins in (("full", full), ("old", plans[0][1][k]), ("new", plans[0][2][k])):
+            for name, (wins, kw) in configs.items():
                 t = time.perf_counter()
-                sr_tiles(engine, img, wins, batch=8)
+                sr_tiles(engine, img, wins[k], batch=8, **kw)
                 tot[name] += time.perf_counter() - t
         for name in times:
             times[name].append(tot[name] * 1000 / len(images))
@@ -123,10 +150,25 @@ def sr_stage(engine, images, masks, passes: int) -> dict:
     fg = statistics.fmean(m.fg_fraction for m in masks)
     subject = statistics.fmean(float((m.alpha > 0).mean()) for m in masks)
     ideal = 1 / fg
-    return {"engine": engine.label, "sr_ms_per_frame": med, "runs_ms_per_frame": times,
-            "speedup_new": med["full"] / med["new"], "speedup_old": med["full"] / med["old"],
-            "ideal_1_over_fg": ideal, "ideal_1_over_subject": 1 / subject,
-            "new_over_ideal": med["full"] / med["new"] / ideal, "old_over_ideal": med["full"] / med["old"] / ideal}
+    out = {"engine": engine.label, "network": engine.descriptor.name, "radius": engine.descriptor.receptive_radius,
+           "frames": len(images), "passes": passes, "sr_ms_per_frame": med, "runs_ms_per_frame": times,
+           "ideal_1_over_fg": ideal, "ideal_1_over_subject": 1 / subject}
+    for name in configs:
+        if name != "full":
+            out[f"speedup_{name}"] = med["full"] / med[name]
+            out[f"{name}_over_ideal"] = med["full"] / med[name] / ideal
+    return out
+
+
+def rrdb_model(blocks: int) -> tuple[nn.Module, object]:
+    """RRDBNet x4 (Real-ESRGAN x4plus's shape with ``blocks`` RRDBs; 23 is x4plus) with random weights,
+    loaded from its state dict in the published key layout, as a community checkpoint is (the receptive
+    radius is measured: small for random weights)."""
+    from vidsr.arch.detect import detect
+    from vidsr.arch.rrdb import RRDBNet
+
+    torch.manual_seed(2)
+    return detect(RRDBNet(scale=4, num_block=blocks).state_dict(), name=f"rrdb-x4-{blocks}nb-random")
 
 
 class _ReluPReLU(nn.Module):
@@ -184,6 +226,22 @@ def ort_vs_torch(models: dict, image: np.ndarray, passes: int, folder: Path) -> 
     return out
 
 
+def _over_ideal(stage: dict) -> dict[str, float]:
+    return {c: round(stage[f"{c}_over_ideal"], 3) for c in ("prev", "tight", "now")}
+
+
+def threaded(clip: Path, repeat: int) -> dict:
+    """``vidsr bench --threaded CLIP --backend torch``: partial over full-frame wall time of the real pipeline."""
+    from vidsr.bench.config import BenchConfig
+    from vidsr.bench.threaded import run_threaded
+
+    report = run_threaded(clip, config=BenchConfig(backends=("torch",), repeat=repeat), log=print)
+    return {"comparisons": report["comparisons"],
+            "median_runs": {k: {f: v["median"][f] for f in ("seconds", "fps", "cores_used", "critical_path",
+                                                           "sr_fraction", "roles")}
+                            for k, v in report["results"].items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", action="append", type=Path, required=True, help="video (repeatable)")
@@ -192,9 +250,14 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--heavy-frames", type=int, default=4)
+    ap.add_argument("--rrdb-blocks", type=int, default=23, help="RRDBs of the RRDBNet x4 (23: Real-ESRGAN x4plus)")
+    ap.add_argument("--rrdb-frames", type=int, default=2, help="frames of the first --clip for RRDBNet (0: skip)")
+    ap.add_argument("--threaded", type=Path, default=None, help="clip for vidsr bench --threaded (torch)")
+    ap.add_argument("--threaded-repeat", type=int, default=3)
     ap.add_argument("--ort", action="store_true")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "partial-sr.json")
     args = ap.parse_args()
+    t_start = time.perf_counter()
     # one thread per frame, as vidsr upscale runs torch on the CPU (two frames at once); ORT alike, so
     # the per-architecture comparison is like for like (and a loaded machine does not stall both threads)
     torch.set_num_threads(1)
@@ -202,23 +265,48 @@ def main() -> None:
     heavy, heavy_desc = heavy_model()
     lite_e = create_engine(lite, lite_desc, backend_from_name("torch", device="cpu"))
     heavy_e = create_engine(heavy, heavy_desc, backend_from_name("torch", device="cpu"))
-    report = {"load_average_start": os.getloadavg(), "clips": {}, "plan_only": {}}
+    report = {"load_average_start": os.getloadavg(), "argv": sys.argv[1:], "clips": {}, "plan_only": {}}
+    headline: dict[str, dict] = {"sr_px_over_subject": {}, "sr_stage_over_ideal": {},
+                                 "end_to_end_partial_over_full": {}}
     for i, clip in enumerate(args.clip):
         images, masks = frames_and_masks(clip, args.frames)
+        h, w = images[0].shape[:2]
         entry = {"label": args.label[i] if i < len(args.label) else clip.name,
-                 "pixels": pixels(images, masks, lite_desc.receptive_radius)}
+                 "pixels": pixels(processor(lite_e, h, w), masks)}
         print(clip, entry["pixels"], flush=True)
+        headline["sr_px_over_subject"][f"{clip.name} {w}x{h}"] = {
+            c: round(entry["pixels"][f"{c}_core_over_subject"], 3) for c in ("prev", "tight", "now")}
         entry["sr_stage_lite_torch"] = sr_stage(lite_e, images, masks, args.passes)
         print(clip, "lite", {k: v for k, v in entry["sr_stage_lite_torch"].items() if "runs" not in k}, flush=True)
         k = args.heavy_frames
-        entry["heavy_pixels"] = pixels(images[:k], masks[:k], heavy_desc.receptive_radius)
+        entry["heavy_pixels"] = pixels(processor(heavy_e, h, w), masks[:k])
         entry["sr_stage_heavy_torch"] = sr_stage(heavy_e, images[:k], masks[:k], max(1, args.passes - 1))
         print(clip, "heavy", {k: v for k, v in entry["sr_stage_heavy_torch"].items() if "runs" not in k}, flush=True)
+        for net in ("lite", "heavy"):
+            headline["sr_stage_over_ideal"][f"{clip.name} {net}"] = _over_ideal(entry[f"sr_stage_{net}_torch"])
+        if i == 0 and args.rrdb_frames > 0:
+            rrdb, rrdb_desc = rrdb_model(args.rrdb_blocks)
+            rrdb_e = create_engine(rrdb, rrdb_desc, backend_from_name("torch", device="cpu"))
+            k = args.rrdb_frames
+            entry["rrdb_pixels"] = pixels(processor(rrdb_e, h, w), masks[:k])
+            entry["sr_stage_rrdb_torch"] = sr_stage(rrdb_e, images[:k], masks[:k], 1, warm=False)
+            print(clip, "rrdb", {k: v for k, v in entry["sr_stage_rrdb_torch"].items() if "runs" not in k}, flush=True)
+            headline["sr_stage_over_ideal"][f"{clip.name} {rrdb_desc.name}"] = _over_ideal(entry["sr_stage_rrdb_torch"])
         report["clips"][str(clip.name)] = entry
     for clip in args.plan_only:
         images, masks = frames_and_masks(clip, args.frames)
-        report["plan_only"][clip.name] = pixels(images, masks, lite_desc.receptive_radius)
+        h, w = images[0].shape[:2]
+        report["plan_only"][clip.name] = pixels(processor(lite_e, h, w), masks)
+        headline["sr_px_over_subject"][f"{clip.name} {w}x{h}"] = {
+            c: round(report["plan_only"][clip.name][f"{c}_core_over_subject"], 3) for c in ("prev", "tight", "now")}
         print(clip, report["plan_only"][clip.name], flush=True)
+    if args.threaded is not None:
+        torch.set_num_threads(os.cpu_count() or 1)  # the pipeline sets its own per-frame threads
+        report["threaded"] = threaded(args.threaded, args.threaded_repeat)
+        for b, c in report["threaded"]["comparisons"].items():
+            headline["end_to_end_partial_over_full"][f"{args.threaded.name} {b}"] = {
+                "median": round(c["partial_over_full_wall"], 3), "per_run": [round(r, 3) for r in c["per_run"]]}
+        torch.set_num_threads(1)
     if args.ort:
         image = frames_and_masks(args.clip[0], 1)[0][0]
         models = {"compact-x2-lite": (lite, lite_desc), "compact-x2": resolve_model("compact-x2", scale=2),
@@ -229,9 +317,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report["ort_vs_torch_full_frame"] = ort_vs_torch(models, image, args.passes + 2, Path(tmp))
     report["load_average_end"] = os.getloadavg()
+    report["headline"] = headline
+    report["seconds"] = time.perf_counter() - t_start
     write_json(report | {"machine": machine_info(script="benchmarks/partial_sr.py", host=os.uname().nodename),
                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")}, args.json)
-    print("wrote", args.json)
+    print("headline", headline)
+    print(f"wrote {args.json} in {report['seconds']:.0f} s, load average {report['load_average_start']} -> "
+          f"{report['load_average_end']}")
 
 
 def _espcn():

@@ -74,6 +74,7 @@ def main() -> None:
         support = mask_support(m.alpha)
         windows.append(proc.windows(select_tiles(proc.plan, support), support))
     full = proc.full_windows
+    packing = {"pack_px": proc.merge_px, "call_px": proc.call_px}  # partial windows share calls as in vidsr upscale
     engine, r = proc.engine, proc.engine.descriptor.receptive_radius
     shrinks = list(itertools.accumulate(m.kernel_size[0] // 2 for m in engine.model.body
                                         if isinstance(m, nn.Conv2d)))
@@ -89,7 +90,8 @@ def main() -> None:
         def stage(per_frame: list[list[Tile]]) -> float:
             """Seconds per frame of the SR stage over all frames, ``workers`` frames at once."""
             t0 = time.perf_counter()
-            list(pool.map(lambda job: sr_tiles(engine, job[0], job[1], batch=proc.batch), zip(frames, per_frame)))
+            list(pool.map(lambda job: sr_tiles(engine, job[0], job[1], batch=proc.batch, **job[2]),
+                          zip(frames, per_frame, [packing if per_frame is windows else {}] * n)))
             return (time.perf_counter() - t0) / n
 
         sr_tiles(engine, frames[0], full, batch=proc.batch)  # full-frame shapes: built before timing

@@ -13,14 +13,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from vidsr.arch import Compact  # noqa: E402
 from vidsr.checkpoint import save_checkpoint  # noqa: E402
 
-PROCESS_ENV = ("GOMP_SPINCOUNT", "KMP_BLOCKTIME", "SVT_LOG", "TORCHINDUCTOR_CACHE_DIR")
+PROCESS_ENV = ("GOMP_SPINCOUNT", "KMP_BLOCKTIME", "SVT_LOG", "TORCHINDUCTOR_CACHE_DIR", "RAY_CLIENT_MODE",
+               "LD_LIBRARY_PATH")
 """Set for the whole process on purpose (vidsr.platform.short_waits before OpenMP starts,
-vidsr.media.codecs.quiet_svt before SVT-AV1 loads, torch's inductor when it first names its cache):
-restored after each test, but no leak."""
-
-RAY_DRIVER_ENV = ("PYTHONBREAKPOINT", "RAY_USAGE_STATS_ENABLED", "RAY_CLIENT_MODE")
-"""Set by Ray itself when a test starts or joins Ray in the pytest process (ray.init): restored after
-each test, not counted as the test's leak."""
+vidsr.media.codecs.quiet_svt before SVT-AV1 loads, torch's inductor when it first names its cache,
+Ray when it is first imported, OpenCV's loader when cv2 is first imported): restored after each test, but no leak. What ray.init sets is put
+back by vidsr.scaleout.connect itself, so it is a leak here."""
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +36,7 @@ def _no_state_leaks():
         torch.set_num_threads(threads)
     changed = sorted(k for k in set(env) | set(os.environ)
                      if env.get(k) != os.environ.get(k) and k != "PYTEST_CURRENT_TEST")
-    leaks += [f"environment variable {k}" for k in changed if k not in PROCESS_ENV + RAY_DRIVER_ENV]
+    leaks += [f"environment variable {k}" for k in changed if k not in PROCESS_ENV]
     for k in changed:
         if k in env:
             os.environ[k] = env[k]
@@ -66,6 +64,19 @@ def tiny_ckpt(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny-x2.pt"
     save_checkpoint(Compact(scale=2, num_feat=8, num_conv=2), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_heads(tmp_path_factory):
+    """Two real Ray heads on loopback, one with token authentication and one without, started once
+    for the session (tests/ray_heads.py): ``{"token": Head, "off": Head}``."""
+    from ray_heads import running_heads
+
+    try:
+        with running_heads(tmp_path_factory.mktemp("ray-heads")) as heads:
+            yield heads
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter, config):

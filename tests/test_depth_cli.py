@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from media import make_video, read_video
 from vidsr.cli import main
+from vidsr.composite import upscale_background
+from vidsr.media.reader import Reader
 
 
 def _run(*args):
@@ -54,18 +58,62 @@ def test_mask_command_writes_an_aligned_grey_video(tmp_path):
         assert not (tmp_path / f"skip-{cmd}.mp4").exists()
 
 
-def test_depth_mask_command_and_upscale(tmp_path, tiny_depth_folder, tiny_ckpt):
+def _pngs(pattern: Path) -> list[np.ndarray]:
+    return [cv2.imread(str(f), cv2.IMREAD_UNCHANGED) for f in sorted(pattern.parent.glob("*.png"))]
+
+
+def test_depth_focus_mask_command_runs_the_net_every_16_frames_at_the_input_timing(tmp_path, tiny_depth_folder):
     src = make_video(tmp_path / "in.mp4", frames=18, width=96, height=64)
     r = _run("mask", src, "-o", tmp_path / "mask.mp4", "--mask", "depth+focus", "--depth-model", tiny_depth_folder,
              "--depth-size", "56", "--depth-batch", "2")
     assert r.exit_code == 0, r.output
     assert "18 frames" in r.output and "2 depth+focus passes" in r.output  # every 16: frames 0 and 16
-    r = _run("upscale", src, "-o", tmp_path / "out.mp4", "--model", tiny_ckpt, "--tile", "16", "--mask", "depth",
+    frames, pts, _ = read_video(tmp_path / "mask.mp4")
+    assert len(frames) == 18 and pts == read_video(src)[1] and frames[0].shape == (64, 96, 3)
+    for f in frames:  # a grey band mask with both sides in it (the random network's band is ~half the frame)
+        assert (abs(f[..., 0].astype(int) - f[..., 1]) <= 2).all()
+        assert 0.2 < (f[..., 0] > 128).mean() < 0.8
+
+
+def test_depth_upscale_is_sr_where_the_mask_is_on_and_plain_upscale_where_it_is_off(tmp_path, tiny_depth_folder,
+                                                                                 tiny_ckpt):
+    # PNG frames out: lossless, so the composite is compared pixel for pixel with its two sources,
+    # the plain bicubic upscale of the decoded input and a full-frame SR run. ~1.5 s
+    src = make_video(tmp_path / "in.mp4", frames=9, width=96, height=64)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "mask").mkdir()
+    (tmp_path / "sr").mkdir()
+    r = _run("upscale", src, "-o", tmp_path / "out/%04d.png", "--model", tiny_ckpt, "--tile", "16", "--mask", "depth",
              "--depth-model", tiny_depth_folder, "--depth-size", "56", "--focus-point", "0.5,0.5",
-             "--mask-every", "3", "--save-mask", tmp_path / "m.mp4")
+             "--mask-every", "3", "--save-mask", tmp_path / "mask/%04d.png")
     assert r.exit_code == 0, r.output
-    assert "6 depth passes" in r.output  # every 3 of 18 frames
-    assert len(read_video(tmp_path / "out.mp4")[0]) == 18 == len(read_video(tmp_path / "m.mp4")[0])
+    assert "3 depth passes" in r.output  # every 3 of 9 frames
+    # `vidsr mask` with the same settings shows the mask the upscale blended with (at input size)
+    (tmp_path / "shown").mkdir()
+    r = _run("mask", src, "-o", tmp_path / "shown/%04d.png", "--mask", "depth", "--depth-model", tiny_depth_folder,
+             "--depth-size", "56", "--focus-point", "0.5,0.5", "--mask-every", "3")
+    assert r.exit_code == 0, r.output
+    r = _run("upscale", src, "-o", tmp_path / "sr/%04d.png", "--model", tiny_ckpt, "--full-frame")
+    assert r.exit_code == 0, r.output
+    out, masks, sr = _pngs(tmp_path / "out/x"), _pngs(tmp_path / "mask/x"), _pngs(tmp_path / "sr/x")
+    with contextlib.closing(Reader(src, copy_streams=False)) as reader:  # decoded as the pipeline decodes
+        plain = [upscale_background(f.image, scale=2) for f in reader.items()]
+    assert len(out) == len(masks) == len(sr) == len(plain) == 9
+    for shown, m in zip(_pngs(tmp_path / "shown/x"), masks, strict=True):
+        m = m if m.ndim == 2 else m[..., 0]
+        shown = shown if shown.ndim == 2 else shown[..., 0]
+        assert np.abs(cv2.resize(m, (96, 64), interpolation=cv2.INTER_AREA).astype(int) - shown).mean() < 3
+    for i, (o, m, s, p) in enumerate(zip(out, masks, sr, plain)):
+        o, s = o[..., ::-1].astype(int), s[..., ::-1].astype(int)  # OpenCV reads BGR
+        m = m if m.ndim == 2 else m[..., 0]
+        assert o.shape == s.shape == p.shape == (128, 192, 3) and m.shape == (128, 192)
+        off, on = m == 0, m == 255
+        assert off.mean() > 0.005 and on.mean() > 0.5, (i, off.mean(), on.mean())  # both, with this seeded network
+        assert on[64, 96]
+        # the sources differ there, so each equality below can fail (alpha < 1/255 off, > 254/255 on)
+        assert np.abs(s - p)[off].mean() > 2 and np.abs(s - p)[on].mean() > 2
+        assert np.abs(o - p)[off].max() <= 1, i
+        assert np.abs(o - s)[on].max() <= 1, i
 
 
 @pytest.mark.parametrize("args,message", [

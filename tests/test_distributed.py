@@ -29,17 +29,22 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    """One small private Ray for the module, started as a local run starts it (never a running
-    cluster, whatever Ray's current-cluster file names); the library reuses it instead of starting one."""
+def ray_session(ray_heads, tmp_path_factory):
+    """Ray for the module: joined once to the session's head without authentication
+    (tests/ray_heads.py), from a home of its own; the library uses it instead of starting its own
+    (starting a private Ray, as a local run does, is tested in tests/test_ray_cluster.py)."""
     import ray
     import ray.cloudpickle
 
     from vidsr.scaleout import connect
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the flaky estimators below
-    with connect.ray_session(ray, address=None, num_cpus=2, object_store_mb=80):
-        yield ray
+    with pytest.MonkeyPatch.context() as mp:
+        for k in [k for k in os.environ if k.startswith("RAY_") and k != "RAY_CLIENT_MODE"]:
+            mp.delenv(k)
+        mp.setenv("HOME", str(tmp_path_factory.mktemp("driver-home")))
+        with connect.ray_session(ray, address=ray_heads["off"].address, num_cpus=2, object_store_mb=80):
+            yield ray
 
 
 @dataclass
@@ -69,33 +74,44 @@ def _config(tiny_ckpt: Path) -> UpscaleConfig:
     return UpscaleConfig(model=str(tiny_ckpt), tile=16, encode=EncodeOptions(crf=0, preset="ultrafast"))
 
 
-@needs_ray
-def test_two_workers_equal_one_process_and_cached_segments_are_not_recomputed(tmp_path, tiny_ckpt, ray_session):
-    src = make_gop_video(tmp_path / "in.mp4", frames=72, gop=12, audio=True)
-    cfg = _config(tiny_ckpt)
-    upscale_video(src, tmp_path / "single.mp4", config=cfg)
-    seen: list[tuple[int, int]] = []
-    so = ScaleOut(workers=2, segment_s=1.0, cache_dir=tmp_path / "cache", keep_segments=True)
-    rep = upscale_distributed(src, tmp_path / "multi.mp4", config=cfg, scale_out=so,
-                              on_progress=lambda done, total: seen.append((done, total)))
-    assert (rep.segments, rep.computed, rep.cached, rep.frames) == (3, 3, 0, 72)
-    assert seen[-1] == (72, 72) and all(t == 72 for _, t in seen)
-    a, pa, fa = read_video(tmp_path / "single.mp4")
-    b, pb, fb = read_video(tmp_path / "multi.mp4")
-    assert len(b) == len(a) == 72 and pb == pa and b[0].shape == a[0].shape == (96, 128, 3)
-    assert fb["duration"] == fa["duration"] and fb["streams"] == fa["streams"] == ["video", "audio"]
-    assert fb["audio"] == fa["audio"]
+def _same_as_one_process(single: Path, frames: list[np.ndarray], *, segment: int) -> None:
     # Tolerance: identical pixels from the 4th frame after a segment start on (the mask was warmed
     # up on 16 frames before the start); at the start itself the mask may differ slightly.
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(read_video(single)[0], frames, strict=True)):
         diff = np.abs(x.astype(int) - y.astype(int))
-        if i % 24 >= 4 or i < 24:
+        if i % segment >= 4 or i < segment:
             assert diff.max() == 0, i
         else:
             assert diff.mean() < 0.5 and diff.max() <= 32, (i, diff.mean(), diff.max())
+
+
+@needs_ray
+def test_two_workers_equal_one_process_retry_a_failed_segment_and_reuse_cached_ones(tmp_path, tiny_ckpt,
+                                                                                    ray_session):
+    # the first mask estimate of the run (in either worker) raises: that segment is run again
+    src = make_gop_video(tmp_path / "in.mp4", frames=48, gop=12, audio=True)
+    marker = tmp_path / "failed-once"
+    factory = functools.partial(FailOnce, str(marker))
+    cfg = _config(tiny_ckpt)
+    seen: list[tuple[int, int]] = []
+    so = ScaleOut(workers=2, segment_s=1.0, cache_dir=tmp_path / "cache", keep_segments=True, retries=2)
+    rep = upscale_distributed(src, tmp_path / "multi.mp4", config=cfg, scale_out=so, estimator_factory=factory,
+                              mask_key="fail-once", on_progress=lambda done, total: seen.append((done, total)))
+    assert marker.exists() and rep.retried == 1
+    assert (rep.segments, rep.computed, rep.cached, rep.frames) == (2, 2, 0, 48)
+    assert seen[-1] == (48, 48) and all(t == 48 for _, t in seen)
+    # the output holds what an unfailing one-process run makes (the marker now exists)
+    upscale_video(src, tmp_path / "single.mp4", config=cfg, estimator=FailOnce(str(marker)))
+    a, pa, fa = read_video(tmp_path / "single.mp4")
+    b, pb, fb = read_video(tmp_path / "multi.mp4")
+    assert len(b) == len(a) == 48 and pb == pa and b[0].shape == a[0].shape == (96, 128, 3)
+    assert fb["duration"] == fa["duration"] and fb["streams"] == fa["streams"] == ["video", "audio"]
+    assert fb["audio"] == fa["audio"]
+    _same_as_one_process(tmp_path / "single.mp4", b, segment=24)
     # every segment is cached: a second run computes nothing and writes the same file
-    again = upscale_distributed(src, tmp_path / "again.mp4", config=cfg, scale_out=so)
-    assert (again.computed, again.cached) == (0, 3)
+    again = upscale_distributed(src, tmp_path / "again.mp4", config=cfg, scale_out=so, estimator_factory=factory,
+                                mask_key="fail-once")
+    assert (again.computed, again.cached) == (0, 2)
     assert (tmp_path / "again.mp4").read_bytes() == (tmp_path / "multi.mp4").read_bytes()
 
 
@@ -105,34 +121,12 @@ def test_files_of_a_batch_share_the_cache_until_all_are_joined(tmp_path, tiny_ck
     # folder (out/.vidsr-segments) the other still writes into
     monkeypatch.chdir(tmp_path)
     Path("in").mkdir()
-    make_gop_video(Path("in/big.mp4"), frames=24, gop=24, width=320, height=192)
+    make_gop_video(Path("in/big.mp4"), frames=24, gop=24, width=160, height=96)
     make_gop_video(Path("in/small.mp4"), frames=4, gop=12)
     r = CliRunner().invoke(main, ["upscale", "in", "-o", "out", "--workers", "2", "--model", str(tiny_ckpt), "-q"])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in Path("out").iterdir()) == ["big.mp4", "small.mp4"]  # the cache folder is gone
     assert len(read_video(Path("out/big.mp4"))[0]) == 24 and len(read_video(Path("out/small.mp4"))[0]) == 4
-
-
-@needs_ray
-def test_a_failed_segment_is_retried_and_the_output_is_complete(tmp_path, tiny_ckpt, ray_session):
-    src = make_gop_video(tmp_path / "in.mp4", frames=48, gop=12)
-    marker = tmp_path / "failed-once"
-    so = ScaleOut(workers=2, segment_s=1.0, cache_dir=tmp_path / "cache", retries=2, ship=True)
-    rep = upscale_distributed(src, tmp_path / "out.mp4", config=_config(tiny_ckpt), scale_out=so,
-                              estimator_factory=functools.partial(FailOnce, str(marker)), mask_key="fail-once")
-    assert marker.exists() and rep.retried == 1 and rep.frames == 48
-    frames, pts, _ = read_video(tmp_path / "out.mp4")
-    _, src_pts, _ = read_video(src)
-    assert pts == src_pts
-    # the retried segment holds the pixels an unfailing one-process run makes (the marker now exists)
-    upscale_video(src, tmp_path / "single.mp4", config=_config(tiny_ckpt), estimator=FailOnce(str(marker)))
-    for i, (x, y) in enumerate(zip(read_video(tmp_path / "single.mp4")[0], frames, strict=True)):
-        diff = np.abs(x.astype(int) - y.astype(int))
-        if i % 24 >= 4 or i < 24:  # as in the two-worker test: the mask may differ just after a segment start
-            assert diff.max() == 0, i
-        else:
-            assert diff.mean() < 0.5 and diff.max() <= 32, (i, diff.mean(), diff.max())
-    assert not (tmp_path / "cache").exists()  # segments are dropped once joined
 
 
 @needs_ray

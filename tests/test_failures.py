@@ -6,23 +6,30 @@ timestamps, the pixel-format fallback, resume after a lost segment, broken shipp
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import re
 import resource
 import signal
+import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from media import make_clip, read_video
+from media import make_clip, make_video, read_video
 from vidsr.cli import main
+from vidsr.errors import OutputError
 from vidsr.media import reader as reader_module
+from vidsr.media.codecs import EncodeOptions
+from vidsr.media.reader import probe
+from vidsr.media.writer import VideoWriter
 from vidsr.pipeline.config import UpscaleConfig
 from vidsr.pipeline.run import upscale_video
 from vidsr.weights import models_dir
@@ -50,8 +57,9 @@ FRAMES = 60
 
 
 def _disk_full_run(tmp_path: Path, ckpt: Path) -> tuple[BaseException | None, list[int], bool]:
-    """Upscale 60 noise frames (~15 kB each once upscaled: ~1 MB) with files limited to 64 kB, past
-    libavformat's 32 kB write buffer. Returns the error, the frames done before it, whether it hung."""
+    """Upscale 60 noise frames (~15 kB each once upscaled: ~1 MB) with files limited to 64 kB (less than
+    the 256 KiB libavformat buffers before it writes to a file). Returns the error, the frames done
+    before it, whether it hung."""
     rng = np.random.default_rng(0)
     src = tmp_path / "noise.mkv"
     with contextlib.closing(av.open(str(src), "w")) as c:
@@ -85,21 +93,62 @@ def _disk_full_run(tmp_path: Path, ckpt: Path) -> tuple[BaseException | None, li
     return result.get("error"), done, t.is_alive()
 
 
-def test_disk_full_on_a_long_output_fails_with_one_message_and_leaves_nothing(tmp_path, tiny_ckpt):
-    error, _, hung = _disk_full_run(tmp_path, tiny_ckpt)
+def test_disk_full_stops_the_run_early_with_one_message_and_leaves_nothing(tmp_path, tiny_ckpt):
+    # the writer flushes each packet to the file, so the first write past the limit fails the next
+    # mux (before: libavformat's 256 KiB AVIO buffer hid it until close, after all 60 frames)
+    error, done, hung = _disk_full_run(tmp_path, tiny_ckpt)
     assert not hung, "the run hung after the write failed"
     assert isinstance(error, OSError), error
     assert "out.mp4 failed: File too large (the disk is full or a file-size limit was reached)" in str(error)
+    assert len(done) < FRAMES * 2 // 3, len(done)  # ~64 kB at ~15 kB a frame, plus the encoder's delay
     assert not (tmp_path / "out.mp4").exists() and not _leftovers(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="a write error surfaces only when the file is closed: libavformat "
-                   "buffers the output and PyAV's mux() does not report the I/O error it records (measured: "
-                   "all 60 frames upscaled before the error, ~1 MB into a 64 kB limit; mp4 with "
-                   "flush_packets=1 fails at frame 52, Matroska not before its cluster is written)")
-def test_disk_full_stops_the_run_before_the_last_frame(tmp_path, tiny_ckpt):
-    _, done, _ = _disk_full_run(tmp_path, tiny_ckpt)
-    assert len(done) < FRAMES
+class _FullDisk:
+    """stdout's buffer on a disk that fills after ``limit`` bytes (PyAV writes a pipe through it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.written = limit, 0
+
+    def write(self, data) -> int:
+        if self.written + len(data) > self.limit:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.written += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("name,most", [("out.mp4", 32), ("out.mov", 32),
+                                       ("-", 48),  # Matroska into a pipe: 1 s clusters
+                                       ("out.mkv", 5 * 24 + 24)])  # Matroska into a file: 5 s clusters
+def test_a_full_disk_fails_the_write_within_a_few_frames(tmp_path, monkeypatch, name, most):
+    # writer level, 64x48 noise into 16 kB: mp4 and mov fail ~5 frames past the limit plus the
+    # encoder's delay (~11 frames at veryfast; measured 18), stdout once a cluster fills (28), a
+    # Matroska file once its 5 s cluster is written (132). ~0.5 s for all four.
+    info = probe(make_video(tmp_path / "in.mp4", frames=2))
+    if name == "-":
+        monkeypatch.setattr(sys, "stdout", SimpleNamespace(buffer=_FullDisk(16_000)))
+    rng = np.random.default_rng(0)
+    written = 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, hard))
+    try:
+        w = VideoWriter(path=name if name == "-" else tmp_path / name, info=info, width=64, height=48,
+                        options=EncodeOptions(), copy_streams=False)
+        with pytest.raises(OutputError, match=r"failed: .*(File too large|No space left)"):
+            for i in range(10 * 24):
+                w.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), pts=round(i / 24 / info.time_base),
+                        time_base=info.time_base, duration=None)
+                written += 1
+            w.close()
+        w.abort()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert written < most, written
 
 
 # ----------------------------------------------------------------------------- demux error mid-file

@@ -181,9 +181,11 @@ def test_bad_model_files_give_one_line_and_no_output(tmp_path):
         assert not out.exists() and not list(tmp_path.glob(".*vidsr-*")), label
 
 
-def test_gan_like_network_on_the_foreground_only(tmp_path):
-    # benchmarks/gan_foreground.py's stand-in network (random SRVGG, Real-ESRGAN keys) on a small pan
-    # of the sample photo: the bokeh stays bicubic's, the full frame loses there, the subject is the network's
+@pytest.mark.parametrize("net", ["trained", "stand-in"])
+def test_gan_network_on_the_foreground_only(tmp_path, net):
+    # benchmarks/gan_foreground.py's networks (our GAN fine-tune, and the random stand-in; both SRVGG in
+    # Real-ESRGAN's keys) on a frame of the sample photo: the bokeh stays bicubic's, the full frame loses
+    # there, the subject is the network's, with more detail than bicubic
     spec_path = Path(__file__).resolve().parent.parent / "benchmarks" / "gan_foreground.py"
     spec = importlib.util.spec_from_file_location("gan_foreground", spec_path)
     gan = importlib.util.module_from_spec(spec)
@@ -194,8 +196,10 @@ def test_gan_like_network_on_the_foreground_only(tmp_path):
     from vidsr.frame import build_processor
     from vidsr.media.sample import SampleSpec, sample_frames
 
-    path = tmp_path / "gan-like.pth"
-    torch.save({"params_ema": gan.gan_like_state()}, path)
+    path = gan.TRAINED
+    if net == "stand-in":
+        path = tmp_path / "gan-like.pth"
+        torch.save({"params_ema": gan.gan_like_state()}, path)
     model, desc = resolve_model(str(path), scale=2)
     engine = create_engine(model, desc, TorchBackend())
     sample = SampleSpec(width=320, height=180, fps=10, seconds=0.1, audio=False)
@@ -209,5 +213,105 @@ def test_gan_like_network_on_the_foreground_only(tmp_path):
     db = gan.bokeh_psnr({"bicubic": [upscale_background(lr, scale=2, method="bicubic")], "full": [full],
                          "partial": [res.image]}, [gt], [bokeh])
     assert abs(db["partial"] - db["bicubic"]) <= 0.3
-    assert db["full"] < db["bicubic"] - 3
+    bicubic = upscale_background(lr, scale=2, method="bicubic")
+    if net == "stand-in":
+        assert db["full"] < db["bicubic"] - 3
+    else:  # the fine-tune's invented detail is weak (benchmarks/results/realesr-gan-compact-x2.md), but it
+        # changes the bokeh where partial SR does not
+        assert np.abs(full[bokeh].astype(int) - bicubic[bokeh]).max() >= 8
+        assert np.abs(res.image[bokeh].astype(int) - bicubic[bokeh]).max() == 0
     assert np.abs(res.image[core].astype(int) - full[core]).max() <= 1
+    assert gan.detail([res.image], [core]) > 1.5 * gan.detail([bicubic], [core])
+
+
+@pytest.mark.parametrize("net_scale,scale", [(4, 2), (4, 3), (3, 2), (2, 1)])
+def test_outscale_resize_is_torchs_antialiased_bicubic(net_scale, scale):
+    from fractions import Fraction
+
+    from vidsr.arch.outscale import resize_down
+
+    for h, w in ((5, 7), (1, 2), (12, 9)):
+        y = torch.rand(2, 3, h * net_scale, w * net_scale)
+        want = F.interpolate(y, size=(h * scale, w * scale), mode="bicubic", antialias=True, align_corners=False)
+        torch.testing.assert_close(resize_down(y, Fraction(net_scale, scale)), want, atol=1e-5, rtol=0)
+
+
+def test_ort_backend_matches_torch_for_outscale_and_rrdb(tmp_path, monkeypatch):
+    """--backend ort through the pipeline (lossless PNG frames) with an x4 network at --scale 2 and an
+    RRDB x2 (pixel-unshuffle input): the same pixels as torch but for rounding."""
+    monkeypatch.setenv("VIDSR_EXPORT_DIR", str(tmp_path / "export"))
+    x4 = tmp_path / "srvgg-x4.pth"
+    torch.save({"params_ema": random_state(srvgg_shapes(num_feat=8, num_conv=2, upscale=4), seed=1)}, x4)
+    rrdb = tmp_path / "rrdb-x2.pth"
+    torch.save({"params_ema": random_state(rrdb_shapes(nf=16, nb=2, gc=8, scale=2), seed=2)}, rrdb)
+    src = make_video(tmp_path / "in.mp4", frames=2, width=46, height=30)
+    for path, extra in ((x4, ["--scale", "2"]), (rrdb, [])):
+        frames = {}
+        for backend in ("ort", "torch"):
+            out = tmp_path / f"{path.stem}-{backend}"
+            out.mkdir()
+            r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(out / "%03d.png"), "--model", str(path),
+                                          *extra, "--tile", "16", "--backend", backend, "-q"])
+            assert r.exit_code == 0, r.output
+            frames[backend] = [cv2_read(p) for p in sorted(out.glob("*.png"))]
+        assert len(frames["ort"]) == len(frames["torch"]) == 2
+        for a, b in zip(frames["ort"], frames["torch"]):
+            assert a.shape == (60, 92, 3) and np.abs(a - b).max() <= 1 and (a != b).mean() < 0.01, path.name
+
+
+def cv2_read(path: Path) -> np.ndarray:
+    import cv2
+
+    return cv2.imread(str(path)).astype(int)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_rrdb_export_runs_on_onnx_runtime_like_torch(tmp_path, scale):
+    """`vidsr export` of a Real-ESRGAN RRDBNet file (x2: pixel-unshuffle input), then the .onnx back
+    through --model: ONNX Runtime gives torch's output."""
+    import onnxruntime as ort
+
+    path = tmp_path / f"rrdb-x{scale}.pth"
+    torch.save({"params_ema": random_state(rrdb_shapes(nf=16, nb=2, gc=8, scale=scale), seed=scale)}, path)
+    r = CliRunner().invoke(main, ["export", "--model", str(path), "-o", str(tmp_path / "export"),
+                                  "--tile", "16", "--batch", "1"])  # small check shapes
+    assert r.exit_code == 0, r.output
+    (onnx_path,) = (tmp_path / "export").glob("*.onnx")
+    model, desc = resolve_model(str(path), scale=None)
+    x = np.random.default_rng(0).random((1, 3, 18, 26), dtype=np.float32)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        np.testing.assert_allclose(sess.run(None, {"lr": x})[0], model(torch.from_numpy(x)).numpy(), atol=1e-4)
+    if scale == 4:
+        return
+    # x2 pixel-unshuffles its input: the ONNX file's size multiple is probed (odd sizes fail in ORT)
+    onnx_model, onnx_desc = resolve_model(str(onnx_path), scale=None)
+    assert (onnx_desc.arch, onnx_desc.scale, onnx_desc.size_multiple) == ("onnx", 2, 2)
+    image = _image(3)[:18, :26]
+    ref = sr_whole(create_engine(model, desc, TorchBackend()), image)
+    assert np.abs(sr_whole(create_engine(onnx_model, onnx_desc, TorchBackend()), image).astype(int) - ref).max() <= 1
+
+
+def test_models_inspect_counts_onnx_flops_from_the_graph(tmp_path):
+    import json
+
+    from vidsr.backends.onnx_model import onnx_macs
+    from vidsr.bench.model_info import conv_flops
+
+    pth = tmp_path / "rrdb-x2.pth"
+    torch.save({"params_ema": random_state(rrdb_shapes(nf=8, nb=1, gc=4, scale=2))}, pth)
+    model, _ = resolve_model(str(pth), scale=None)
+    onnx_path = tmp_path / "rrdb-x2.onnx"
+    onnx_path.write_bytes(onnx_bytes(model))
+    assert 2 * onnx_macs(onnx_path, height=20, width=24) == conv_flops(model, torch.rand(1, 3, 20, 24))
+    # an x4 network at x2: the resize's reshapes defeat shape inference; counted through one ORT run
+    x4 = tmp_path / "srvgg-x4.pth"
+    torch.save(random_state(srvgg_shapes(num_feat=8, num_conv=2, upscale=4)), x4)
+    outscaled, _ = resolve_model(str(x4), scale=2)
+    (tmp_path / "x4-at-2.onnx").write_bytes(onnx_bytes(outscaled))
+    assert onnx_macs(tmp_path / "x4-at-2.onnx", height=20, width=24) > onnx_macs(onnx_path, height=20, width=24) / 100
+    r = CliRunner().invoke(main, ["models", "inspect", str(onnx_path), "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    h, w = info["probe"]
+    assert info["flops_per_px"] == pytest.approx(2 * onnx_macs(onnx_path, height=h, width=w) / (h * w * 4))

@@ -212,3 +212,66 @@ def test_to_images_rounds_clips_and_reads_any_strides(dtype):
     # the same batch held channels_last (how the CPU torch engine returns it)
     strided = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     assert (to_images(strided, dtype) == want).all()
+
+
+def _small_compact(seed: int, **cfg):
+    torch.manual_seed(seed)
+    model = REGISTRY.build("compact", {"scale": 2, "num_feat": 8, "num_conv": 3, **cfg}).eval()
+    desc = describe(model, name="t")
+    return create_engine(model, desc, TorchBackend()), desc
+
+
+def test_packed_windows_equal_whole_frame_sr_at_every_border():
+    """Windows side by side in shared calls (vidsr.sr.pack_windows) give whole-frame SR exactly, also for
+    windows the frame's four borders cut short (support in each corner and in the middle)."""
+    from vidsr.sr import pack_windows
+
+    engine, desc = _small_compact(5)
+    h, w, r = 45, 77, desc.receptive_radius
+    img = np.random.default_rng(6).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    support = np.zeros((h, w), np.uint8)
+    for y, x in ((0, 0), (0, w - 9), (h - 7, 0), (h - 9, w - 8), (20, 30), (25, 52)):
+        support[y:y + 7, x:x + 6] = 1
+    windows = plan_windows(support, pad=r, max_window_px=4000, call_px=0, cell=4)
+    canvases = pack_windows(windows, frame=(h, w), radius=r, max_px=4000, call_px=10_000)
+    assert len(canvases) < len(windows)  # some windows shared a call
+    for c in canvases:
+        lefts = [t.x0 - t.wx < r for t, _, _ in c.parts]
+        rights = [t.wx1 - t.x1 < r for t, _, _ in c.parts]
+        assert sum(lefts) <= 1 and (not any(lefts) or lefts[0])  # a left-border window goes first
+        assert sum(rights) <= 1 and (not any(rights) or rights[-1])
+        assert c.height * c.width <= 4000 or len(c.parts) == 1
+    whole = sr_whole(engine, img)
+    out = sr_tiles(engine, img, windows, batch=4, pack_px=4000, call_px=10_000)
+    assert {t for t, _ in out} == set(windows) and len(out) == len(windows)
+    for t, y in out:
+        assert (y == whole[t.y0 * 2:t.y1 * 2, t.x0 * 2:t.x1 * 2]).all()
+
+
+def test_cheaper_context_brings_cores_closer_to_the_subject():
+    """Counting half the context (a trimming network) and no call cost (packed windows): more, tighter
+    windows; their cores still cover the support once."""
+    support = np.zeros((272, 640), np.uint8)
+    for k in range(120):  # a slanted arm
+        support[100 + k, 300 + k:330 + k] = 1
+    wide = plan_windows(support, pad=4, max_window_px=160_000)
+    tight = plan_windows(support, pad=4, max_window_px=160_000, call_px=0, context=2)
+    assert len(tight) > len(wide)
+    assert sum(t.core_pixels for t in tight) < 0.85 * sum(t.core_pixels for t in wide)
+    cover = np.zeros(support.shape, np.int32)
+    for t in tight:
+        cover[t.y0:t.y1, t.x0:t.x1] += 1
+    assert cover.max() == 1 and cover[support > 0].min() == 1
+
+
+def test_call_cost_falls_with_the_network_s_work_per_pixel():
+    from vidsr.sr import call_cost_px
+
+    lite, _ = _small_compact(0, num_feat=16, num_conv=2)
+    heavy, _ = _small_compact(0, num_feat=64, num_conv=16)
+    assert call_cost_px(heavy) * 10 < call_cost_px(lite)
+    assert call_cost_px(heavy) >= 1
+    from vidsr.frame import build_processor
+
+    # the pipeline's planner and packing charge the network's own call cost
+    assert build_processor(engine=heavy, height=32, width=48, tile=16, merge_px=4000).call_px == call_cost_px(heavy)

@@ -37,6 +37,18 @@ def save_checkpoint(model: nn.Module, path: Path, *, meta: dict | None = None) -
     atomic_write(path, buf.getvalue(), what="checkpoint")
 
 
+def save_realesrgan(model: nn.Module, path: Path) -> None:
+    """Write an SRVGGNetCompact-shaped network (a :class:`~vidsr.arch.Compact` with a nearest residual)
+    as Real-ESRGAN publishes its weights: ``{"params_ema": {"body.N.weight": ...}}``, for tools that
+    read that layout (and vidsr's own detection)."""
+    if getattr(model, "arch_name", None) != "compact" or model.residual != "nearest":
+        raise ModelError("Real-ESRGAN's layout holds SRVGGNetCompact: a compact network with a nearest residual")
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"params_ema": state}, buf)
+    atomic_write(Path(path), buf.getvalue(), what="weights")
+
+
 def load_checkpoint(path: Path, *, name: str | None = None) -> tuple[nn.Module, ModelDescriptor]:
     """Build the network a vidsr checkpoint describes and load its weights (strict)."""
     path = Path(path)
@@ -116,12 +128,13 @@ def _load_onnx(path: Path, *, name: str) -> tuple[nn.Module, ModelDescriptor]:
     if radius is None:
         # a fixed input shape bounds what can be measured; its windows keep at least half as core
         limit = None if net.fixed is None else (min(net.fixed) - 1) // 2
-        radius = measure_radius(net, net.scale, limit=limit)
+        radius = measure_radius(net, net.scale, size_multiple=net.size_multiple, limit=limit)
         _store_radius(path, radius)
     if net.fixed is not None:
         net.context = min(radius, min(net.fixed) // 4)
     return net, ModelDescriptor(name=name, arch=net.arch_name, scale=net.scale, in_channels=net.in_channels,
-                                size_multiple=1, receptive_radius=radius, config=net.config(), fixed_shape=net.fixed)
+                                size_multiple=net.size_multiple, receptive_radius=radius, config=net.config(),
+                                fixed_shape=net.fixed)
 
 
 def _radius_path(path: Path) -> Path:

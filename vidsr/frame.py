@@ -15,8 +15,9 @@ from vidsr.composite import BgMethod, blend_tiles, upscale_background
 from vidsr.masks.base import MaskEstimator, MaskFrame
 from vidsr.masks.focus import FocusEstimator
 from vidsr.masks.tracker import MaskTracker
-from vidsr.sr import sr_tiles, stitch
-from vidsr.tiling import Tile, TilePlan, mask_support, merge_tiles, plan_tiles, plan_windows, select_tiles
+from vidsr.sr import call_cost_px, packs, sr_tiles, stitch
+from vidsr.tiling import (CALL_PX, Tile, TilePlan, mask_support, merge_tiles, plan_tiles, plan_windows,
+                           select_tiles)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class FrameProcessor:
     full_frame: bool = False
     mask_lookahead: int = 1
     merge_px: int | None = None  # merge selected tiles into windows of at most this many LR pixels
+    call_px: int = CALL_PX  # what one more engine call costs, in window pixels (vidsr.sr.call_cost_px)
     retired_passes: int = 0  # estimator passes and cuts of trackers replaced by fresh ones (resume segments)
     retired_cuts: int = 0
 
@@ -55,11 +57,17 @@ class FrameProcessor:
     def windows(self, indices: list[int], support: np.ndarray | None = None) -> list[Tile]:
         """The SR windows for the selected tile ``indices``: the tiles themselves, or (``merge_px``)
         windows planned around ``support`` (:func:`mask_support` of the LR mask) when given
-        (:func:`plan_windows`), else the merged tiles."""
+        (:func:`plan_windows`), else the merged tiles.
+
+        Where the engine packs windows into shared calls (:func:`vidsr.sr.packs`), the planner charges
+        the network's own call cost (:attr:`call_px`) per window. Charging none and half the context
+        (a trimming network's) gets the cores closer to the subject, but ran 7-11 % slower for
+        compact-x2-lite (docs/performance.md)."""
         if self.merge_px is None:
             return [self.plan.tiles[i] for i in indices]
         if support is not None:
-            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px)
+            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px,
+                                call_px=self.call_px if packs(self.engine) else CALL_PX)
         return merge_tiles(self.plan, indices, max_window_px=self.merge_px)
 
     @functools.cached_property
@@ -100,7 +108,8 @@ class FrameProcessor:
             support = mask_support(mask.alpha)
         windows = self.windows(indices, support)
         t1 = time.perf_counter()
-        tiles = sr_tiles(self.engine, image, windows, batch=self.batch) if windows else []
+        tiles = sr_tiles(self.engine, image, windows, batch=self.batch, pack_px=self.merge_px,
+                         call_px=self.call_px) if windows else []
         t2 = time.perf_counter()
         background = upscale_background(image, scale=s, method=self.bg)
         t3 = time.perf_counter()
@@ -173,4 +182,4 @@ def build_processor(*, engine: Engine, height: int, width: int, tile: int, merge
     tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=mask_every, threshold=fg_threshold,
                           feather_px=feather_px, carry=mask_carry)
     return FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=bg, batch=batch, full_frame=full_frame,
-                          mask_lookahead=mask_lookahead, merge_px=merge_px)
+                          mask_lookahead=mask_lookahead, merge_px=merge_px, call_px=call_cost_px(engine))

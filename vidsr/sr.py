@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from torch import nn
 
 from vidsr.arch.base import NO_TRIM, Trim
 from vidsr.backends import Engine
 from vidsr.backends.images import to_images
 from vidsr.checks import check_image, max_value
-from vidsr.tiling import Tile
+from vidsr.tiling import CALL_PX, Tile
 
 
 def to_tensor(images: list[np.ndarray]) -> np.ndarray:
@@ -29,13 +32,17 @@ def run_images(engine: Engine, batch: np.ndarray, dtype: np.dtype = np.uint8, *,
     return to_images(engine.run(batch, trim=trim) if any(trim) else engine.run(batch), dtype)
 
 
-def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int) -> list[tuple[Tile, np.ndarray]]:
+def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int,
+             pack_px: int | None = None, call_px: int = 0) -> list[tuple[Tile, np.ndarray]]:
     """SR of the cores of ``tiles``; tiles with one window shape go through the engine together.
 
     Args:
         image: (H, W, 3) uint8 or uint16 LR frame (deep frames keep their precision).
         tiles: tiles or merged regions (:func:`vidsr.tiling.merge_tiles`), each with its own window.
         batch: windows per engine call.
+        pack_px: when set (and the engine :func:`packs`), windows go side by side into canvases of
+            at most this many LR pixels, one engine call each (:func:`pack_windows`).
+        call_px: what one more call costs in window pixels (:func:`pack_windows`).
     Engines that trim skip the context of windows that have the receptive radius of it at both
     ends of an axis (:meth:`Tile.trim`).
     Returns:
@@ -44,6 +51,9 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
     check_image(image, deep_ok=True)
     desc = engine.descriptor
     s, r, m = desc.scale, desc.receptive_radius, desc.size_multiple
+    if pack_px is not None and packs(engine):
+        return _sr_canvases(engine, image, pack_windows(tiles, frame=image.shape[:2], radius=r, max_px=pack_px,
+                                                        call_px=call_px), batch=batch)
     by_kind: dict[tuple[tuple[int, int], Trim], list[tuple[Tile, Tile]]] = {}
     for t in tiles:
         w = t if desc.fixed_shape is None else grown_window(t, desc.fixed_shape, image.shape[:2])
@@ -61,6 +71,125 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
             for (t, w), y in zip(group, ys):
                 oy, ox = (t.y0 - w.wy - dy) * s, (t.x0 - w.wx - dx) * s
                 out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
+    return out
+
+
+def packs(engine: Engine) -> bool:
+    """Whether ``engine`` takes packed canvases (:func:`pack_windows`): a CPU engine (any input shape
+    costs the same there; CUDA graphs and TensorRT profiles want few shapes), a network with no size
+    multiple or fixed input shape."""
+    d = engine.descriptor
+    return bool(getattr(engine, "packs", False)) and d.size_multiple == 1 and d.fixed_shape is None
+
+
+CONV_CALL_MACS = 2_000_000
+"""What one convolution call costs on the CPU beyond its pixels, in multiply-adds: ~0.08 ms of oneDNN
+set-up at ~25 GMAC/s per core (compact-x2-lite: ~0.4 ms per call of its 4 convolutions at ~40 ps per
+multiply-add; a Compact 64x16 runs at the same ~40 ps per multiply-add; benchmarks/partial_sr.py)."""
+
+
+def call_cost_px(engine: Engine) -> int:
+    """What one more engine call costs, in LR window pixels, for ``engine``'s network on the CPU:
+    its convolutions' set-up (:data:`CONV_CALL_MACS` each) over its multiply-adds per pixel (each
+    convolution counted at input size). ~1200 px for compact-x2-lite, ~60 for a Compact 64x16, fewer for an
+    RRDBNet: heavy networks can afford many small windows. :data:`vidsr.tiling.CALL_PX` for an
+    engine whose network is not a torch module (an ONNX file)."""
+    model = getattr(engine, "model", None)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)] if isinstance(model, nn.Module) else []
+    if not convs:
+        return CALL_PX
+    macs = sum(c.in_channels * c.out_channels * c.kernel_size[0] * c.kernel_size[1] // c.groups for c in convs)
+    return max(1, round(len(convs) * CONV_CALL_MACS / macs))
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """Windows side by side in one network input of ``height`` x ``width`` LR pixels.
+
+    ``parts``: (tile, window grown to ``height`` rows inside the frame, column of the window in the
+    canvas). ``trim``: the (rows, cols) the network may skip the context of (:meth:`Tile.trim`)."""
+
+    height: int
+    width: int
+    parts: tuple[tuple[Tile, Tile, int], ...]
+    trim: Trim
+
+
+def _clipped(t: Tile, r: int) -> tuple[bool, bool]:
+    """(left, right): whether the frame border cuts ``t``'s window short of ``r`` px of context there."""
+    return t.x0 - t.wx < r, t.wx1 - t.x1 < r
+
+
+def _taller(t: Tile, height: int, frame_h: int) -> Tile:
+    """``t``'s window grown down (then shifted up inside the frame) to ``height`` rows: a window the
+    frame's bottom cut short ends at the frame's bottom again, one its top cut short starts at 0."""
+    wy = min(t.wy, frame_h - height)
+    return Tile(y0=t.y0, x0=t.x0, y1=t.y1, x1=t.x1, wy=wy, wx=t.wx, wy1=wy + height, wx1=t.wx1)
+
+
+def pack_windows(tiles: list[Tile], *, frame: tuple[int, int], radius: int, max_px: int,
+                 call_px: int) -> list[Canvas]:
+    """Group windows into canvases, side by side: one engine call for several small windows.
+
+    Exact: a core pixel depends on the input within ``radius`` of it, which lies inside its own window
+    wherever the window has ``radius`` px of context; a window the frame cuts short on the left (right)
+    goes first (last) in its canvas, so the network's zero padding stands for the frame border as in
+    whole-frame SR. Windows grow to the canvas height by taking more frame rows (:func:`_taller`).
+    Windows with row context at both ends come first (their canvases skip it: :meth:`Tile.trim`), then
+    those the frame's top or bottom cuts short; tallest first within each, a window joins the open
+    canvas while the rows it adds cost fewer than ``call_px`` pixels and the canvas stays within
+    ``max_px``.
+    """
+    frame_h, r = frame[0], radius
+    canvases: list[list[Tile]] = []
+    for t in sorted(tiles, key=lambda t: (not t.trim(r)[0], -(t.wy1 - t.wy), t.wy, t.wx)):
+        left, right = _clipped(t, r)
+        open_ = canvases[-1] if canvases else None
+        if open_ is not None and not (left and right) and open_[0].trim(r)[0] == t.trim(r)[0]:
+            height = open_[0].wy1 - open_[0].wy
+            h, w = t.wy1 - t.wy, t.wx1 - t.wx
+            lefts = sum(_clipped(u, r)[0] for u in open_) + left
+            rights = sum(_clipped(u, r)[1] for u in open_) + right
+            fits = height * (sum(u.wx1 - u.wx for u in open_) + w) <= max_px
+            borders_ok = lefts <= 1 and rights <= 1 and not any(all(_clipped(u, r)) for u in open_)
+            if fits and borders_ok and (height - h) * w < call_px:
+                open_.append(t)
+                continue
+        canvases.append([t])
+    out = []
+    for group in canvases:
+        height = group[0].wy1 - group[0].wy
+        order = sorted(group, key=lambda t: (not _clipped(t, r)[0], _clipped(t, r)[1]))
+        parts, col = [], 0
+        for t in order:
+            g = _taller(t, height, frame_h)
+            parts.append((t, g, col))
+            col += g.wx1 - g.wx
+        rows = all(g.trim(r)[0] for _, g, _ in parts)
+        cols = not _clipped(parts[0][1], r)[0] and not _clipped(parts[-1][1], r)[1]
+        out.append(Canvas(height=height, width=col, parts=tuple(parts), trim=(rows, cols)))
+    return out
+
+
+def _sr_canvases(engine: Engine, image: np.ndarray, canvases: list[Canvas], *,
+                 batch: int) -> list[tuple[Tile, np.ndarray]]:
+    """SR of the cores in ``canvases`` (:func:`pack_windows`); canvases of one shape go together."""
+    s, r = engine.descriptor.scale, engine.descriptor.receptive_radius
+    by_kind: dict[tuple[int, int, Trim], list[Canvas]] = {}
+    for c in canvases:
+        trim = c.trim if engine.trims else NO_TRIM
+        by_kind.setdefault((c.height, c.width, trim), []).append(c)
+    out: list[tuple[Tile, np.ndarray]] = []
+    for (_, _, trim), same in by_kind.items():
+        dy, dx = r if trim[0] else 0, r if trim[1] else 0
+        for start in range(0, len(same), batch):
+            group = same[start:start + batch]
+            x = to_tensor([np.hstack([window_pixels(image, g) for _, g, _ in c.parts]) for c in group])
+            ys = run_images(engine, x, image.dtype, trim=trim)
+            for c, y in zip(group, ys):
+                for t, g, col in c.parts:
+                    oy, ox = (t.y0 - g.wy - dy) * s, (col + t.x0 - g.wx - dx) * s
+                    out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
     return out
 
 

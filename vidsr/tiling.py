@@ -193,7 +193,7 @@ def _occupied(support: np.ndarray, cell: int) -> np.ndarray:
     return cv2.resize(padded, (wc, hc), interpolation=cv2.INTER_AREA) > 0
 
 
-def _gap(rows_px: int, pad: int, call_px: int, cell: int) -> int:
+def _gap(rows_px: int, pad: float, call_px: int, cell: int) -> int:
     """Empty cells between two runs of a band ``rows_px`` high that one window spans more cheaply
     than two windows (each of which pays ``2 * pad`` columns of context and one call)."""
     return int((2 * pad + call_px / (rows_px + 2 * pad)) // cell)
@@ -211,7 +211,7 @@ def _runs(occ: np.ndarray, gap: int) -> list[tuple[int, int]]:
 
 
 def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int | None = None,
-                 call_px: int = CALL_PX) -> list[Tile]:
+                 call_px: int = CALL_PX, context: float | None = None) -> list[Tile]:
     """Cover ``support`` (:func:`mask_support` of the LR alpha) with disjoint cores whose windows cost
     the fewest pixels: SR work close to the subject at any frame size and network radius.
 
@@ -230,6 +230,8 @@ def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int
         max_window_px: cap on one window's LR pixels (big windows lose the CPU cache).
         cell: planning grid in LR px (default :func:`plan_cell`).
         call_px: what one more window costs, in window pixels.
+        context: the context per side the cost counts (default ``pad``): a network that trims its
+            windows computes about half of it (each layer skips what it no longer needs).
     Returns:
         Tiles with disjoint cores covering every supported pixel; empty for an empty support.
     """
@@ -239,6 +241,7 @@ def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int
         raise ValueError(f"pad must be >= 0, got {pad}")
     h, w = support.shape
     cell = cell or plan_cell(h, w)
+    ctx = pad if context is None else context
     occ = _occupied(support, cell)
     if not occ.any():
         return []
@@ -250,7 +253,7 @@ def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int
     for k in range(1, kmax + 1):
         rows_px = k * cell
         band = (cum[k:] - cum[:-k]) > 0  # (hc - k + 1, wc)
-        g = _gap(rows_px, pad, call_px, cell)
+        g = _gap(rows_px, ctx, call_px, cell)
         if g >= 2:  # join runs across gaps of up to g cells (a closing along the rows)
             m = g // 2
             band = cv2.morphologyEx(band.view(np.uint8), cv2.MORPH_CLOSE, np.ones((1, 2 * m + 1), np.uint8)) > 0
@@ -258,7 +261,7 @@ def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int
         runs = band[:, 0].astype(np.int64) + (band[:, 1:] & ~band[:, :-1]).sum(axis=1)
         widest = max(1, max_window_px // (rows_px + 2 * pad) - 2 * pad)
         windows = np.maximum(runs, -(-(cells * cell) // widest))
-        cost[k - 1, :hc - k + 1] = (rows_px + 2 * pad) * (cells * cell + windows * 2 * pad) + windows * call_px
+        cost[k - 1, :hc - k + 1] = (rows_px + 2 * ctx) * (cells * cell + windows * 2 * ctx) + windows * call_px
     best = np.zeros(hc + 1)
     choice = np.zeros(hc + 1, np.int64)
     for b in range(1, hc + 1):
@@ -271,19 +274,19 @@ def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int
     while b > 0:
         k = int(choice[b])
         out.extend(_band_windows(support, occ, b - k, b, pad=pad, max_window_px=max_window_px,
-                                 call_px=call_px, cell=cell))
+                                 call_px=call_px, cell=cell, context=ctx))
         b -= k
     return out[::-1]
 
 
 def _band_windows(support: np.ndarray, occ: np.ndarray, a: int, b: int, *, pad: int, max_window_px: int,
-                  call_px: int, cell: int) -> list[Tile]:
+                  call_px: int, cell: int, context: float) -> list[Tile]:
     """The windows of the band of cell rows [a, b) (see :func:`plan_windows`)."""
     h, w = support.shape
     y0, y1 = a * cell, min(h, b * cell)
     widest = max(cell, max_window_px // (y1 - y0 + 2 * pad) - 2 * pad)
     out = []
-    for c0, c1 in _runs(occ[a:b].any(axis=0), _gap(y1 - y0, pad, call_px, cell)):
+    for c0, c1 in _runs(occ[a:b].any(axis=0), _gap(y1 - y0, context, call_px, cell)):
         x0, x1 = c0 * cell, min(w, c1 * cell)
         n = -(-(x1 - x0) // widest)
         step = -(-(x1 - x0) // n)

@@ -1,7 +1,9 @@
 """SR networks given as ONNX files (OpenModelDB, vs-mlrt, chaiNNer exports), run by ONNX Runtime on the CPU.
 
 Assumed, as those exports are: one NCHW input, RGB in [0, 1]; one output, the same channels at an
-integer scale. The scale is found by a probe run. Inputs fixed to one height and width are cut into
+integer scale. The scale is found by a probe run, and for free input sizes the size multiple the
+graph needs (an exported RealESRGAN_x2plus pixel-unshuffles its input: even sizes only) by probes at
+sizes 1, 2, 4 and 8 pixels past a multiple of 8. Inputs fixed to one height and width are cut into
 windows of that shape that overlap by the receptive radius (padded by replication where the image is
 smaller). fp16 models get fp16 input; their output is returned as float32.
 """
@@ -28,6 +30,7 @@ def _session(path: Path):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # threads that spin after a call take the cores the decode, mask and encode threads need
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 4  # failures raise; the size probes' expected failures need no log lines
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own types for bad files
@@ -67,6 +70,7 @@ class OnnxNet(nn.Module):
         self.fixed = (h, w) if isinstance(h, int) and isinstance(w, int) else None
         self.context = 0
         self.scale = self._probe_scale()
+        self.size_multiple = 1 if self.fixed else self._probe_multiple()
 
     def __deepcopy__(self, memo: dict) -> OnnxNet:
         return self
@@ -85,6 +89,15 @@ class OnnxNet(nn.Module):
             raise ModelError(f"{self.path.name}: output {tuple(y.shape)} for input {(1, self.in_channels, h, w)} "
                              "is not an integer upscale of the same channels")
         return y.shape[2] // h
+
+    def _probe_multiple(self) -> int:
+        for m in (1, 2, 4, 8):
+            try:
+                self._run(np.zeros((1, self.in_channels, PROBE + m, PROBE + m), np.float32))
+                return m
+            except Exception:  # onnxruntime's own error types: a reshape that does not divide
+                continue
+        raise ModelError(f"{self.path.name}: runs at {PROBE}x{PROBE} but at no size 1-8 pixels larger")
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """One session call per ``fixed_batch`` images: (B, C, h, w) float32 -> float32."""
@@ -126,3 +139,79 @@ def _spans(length: int, win: int, context: int) -> list[tuple[int, int, int]]:
         c1 = min(length, c0 + core)
         out.append((c0, c1, min(max(0, c0 - context), length - win)))
     return out
+
+
+
+def _counted_tensors(graph) -> list[str]:
+    """Names whose shapes :func:`onnx_macs` needs."""
+    names = []
+    for node in graph.node:
+        if node.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
+            names += [node.input[0], node.input[1], node.output[0]]
+    return names
+
+
+def _run_shapes(proto, names: list[str], types: dict[str, int], x: np.ndarray) -> dict[str, list[int]]:
+    """Shapes of ``names`` from one ONNX Runtime run of ``x`` (they become extra graph outputs)."""
+    import onnx
+    import onnxruntime as ort
+
+    from onnx import helper
+
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    have = {o.name for o in proto.graph.output}
+    proto.graph.output.extend(helper.make_tensor_value_info(n, types.get(n, onnx.TensorProto.FLOAT), None)
+                              for n in dict.fromkeys(names) if n not in have)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {sess.get_inputs()[0].name: x})
+    return {o.name: list(v.shape) for o, v in zip(sess.get_outputs(), outs)}
+
+
+def onnx_macs(path: Path, *, height: int, width: int) -> int:
+    """Multiply-adds of one run of the ONNX file at input (1, C, height, width): Conv, ConvTranspose,
+    MatMul and Gemm. Shapes come from ONNX shape inference with the input fixed to that size; where it
+    cannot tell (reshapes of computed sizes), from one ONNX Runtime run. Other ops (activations,
+    resizes, adds) are not counted, as for torch layers."""
+    import onnx
+    from onnx import shape_inference
+
+    try:
+        proto = onnx.load(str(path))
+    except Exception as e:  # onnx raises DecodeError and others for a bad file
+        raise ModelError(f"cannot read ONNX model {Path(path).name}: {type(e).__name__}") from None
+    inits = {t.name for t in proto.graph.initializer}
+    graph_in = [i for i in proto.graph.input if i.name not in inits][0]
+    dims = graph_in.type.tensor_type.shape.dim
+    channels = dims[1].dim_value if dims[1].HasField("dim_value") else 3
+    for dim, value in zip(dims, (1, channels, height, width)):
+        dim.Clear()
+        dim.dim_value = value
+    inferred = shape_inference.infer_shapes(proto, data_prop=True)
+    shapes: dict[str, list[int]] = {t.name: list(t.dims) for t in inferred.graph.initializer}
+    types: dict[str, int] = {}
+    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        types[vi.name] = vi.type.tensor_type.elem_type
+        d = vi.type.tensor_type.shape.dim
+        if vi.type.tensor_type.HasField("shape") and all(x.HasField("dim_value") for x in d):
+            shapes[vi.name] = [x.dim_value for x in d]
+    missing = [n for n in _counted_tensors(inferred.graph) if n not in shapes]
+    if missing:
+        dtype = np.float16 if graph_in.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else np.float32
+        shapes.update(_run_shapes(proto, missing, types, np.zeros((1, channels, height, width), dtype)))
+
+    def numel(name: str) -> int:
+        return int(np.prod(shapes[name]))
+
+    total = 0
+    for node in inferred.graph.node:
+        op = node.op_type
+        if op == "Conv":  # weight (M, C/group, kh, kw): each output value reads C/group * kh * kw inputs
+            total += numel(node.output[0]) * int(np.prod(shapes[node.input[1]][1:]))
+        elif op == "ConvTranspose":  # weight (C, M/group, kh, kw): each input value feeds M/group * kh * kw
+            total += numel(node.input[0]) * int(np.prod(shapes[node.input[1]][1:]))
+        elif op == "MatMul":
+            total += numel(node.output[0]) * shapes[node.input[0]][-1]
+        elif op == "Gemm":
+            trans_a = any(a.name == "transA" and a.i for a in node.attribute)
+            total += numel(node.output[0]) * shapes[node.input[0]][0 if trans_a else -1]
+    return total

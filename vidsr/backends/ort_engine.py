@@ -42,6 +42,7 @@ class OrtEngine:
         check_providers(self.session, backend.device)
         self.input_name = self.session.get_inputs()[0].name
         self.label = f"ort-{backend.device}"
+        self.packs = backend.device == "cpu"  # vidsr.sr.packs
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         check_batch(batch)

@@ -68,6 +68,8 @@ class TorchEngine:
         self.label = f"torch-{backend.device}-{backend.precision}" + ("-graphs" if self._graphs else "")
         # CUDA graphs are captured per input shape, so trimming stays on the CPU
         self.trims = not on_cuda and isinstance(self.model, SubpixelNet)
+        # any input shape costs the same on the CPU: small windows go side by side into one call (vidsr.sr.packs)
+        self.packs = not on_cuda
         # on the CPU, images are rounded before the pixel shuffle (run_images)
         self._phases = self.model.phase_major(pad_to=8).to(memory_format=self.memory_format) if self.trims else None
 

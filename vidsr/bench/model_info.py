@@ -26,7 +26,7 @@ class ModelInfo:
     parameters: int
     radius: int
     radius_kind: str  # "exact" or "measured"
-    flops_per_px: float | None  # per output pixel; None where the layers are not torch's (ONNX files)
+    flops_per_px: float  # per output pixel (2 x multiply-adds of convolutions and matrix products)
     ms_per_mpx: float  # median of ``repeats`` whole-input calls, per output megapixel
     probe: tuple[int, int]  # LR input of the timing
     config: dict
@@ -68,7 +68,12 @@ def inspect_model(path: Path, *, probe: int = 96, repeats: int = 3) -> ModelInfo
     x = torch.rand(1, desc.in_channels, h, w, generator=torch.Generator().manual_seed(0))
     out_px = h * w * desc.scale ** 2
     has_torch_layers = any(isinstance(mod, nn.Conv2d) for mod in model.modules())
-    flops = conv_flops(model, x) / out_px if has_torch_layers else None
+    if has_torch_layers:
+        flops = conv_flops(model, x) / out_px
+    else:  # an ONNX file: counted from its graph
+        from vidsr.backends.onnx_model import onnx_macs
+
+        flops = 2.0 * onnx_macs(Path(path), height=h, width=w) / out_px
     engine = create_engine(model, desc, TorchBackend())
     batch = np.ascontiguousarray(x.numpy())
     engine.run(batch)
@@ -87,7 +92,7 @@ def format_info(info: ModelInfo) -> str:
     """The report as aligned ``name  value`` lines."""
     radius = f"{info.radius} LR px ({info.radius_kind}"
     radius += ": beyond it an input change moves no output by 0.5/255)" if info.radius_kind == "measured" else ")"
-    flops = "not counted (ONNX file)" if info.flops_per_px is None else f"{info.flops_per_px / 1e3:,.1f} k per output pixel"
+    flops = f"{info.flops_per_px / 1e3:,.1f} k per output pixel"
     rows = [("file", info.file), ("architecture", info.arch), ("scale", f"x{info.scale}"),
             ("parameters", f"{info.parameters:,}"), ("receptive radius", radius), ("FLOPs", flops),
             ("speed", f"{info.ms_per_mpx:,.0f} ms per output megapixel (CPU, {info.probe[0]}x{info.probe[1]} input, "

@@ -53,5 +53,6 @@ def upscale_live_command(source: str, output: str, config, spec, *, drop_late: b
                    f"{report.out_size[0]}x{report.out_size[1]} in {report.seconds:.1f} s ({report.fps:.2f} fps), "
                    f"SR on {report.sr_fraction:.1%} of pixels, engine {report.engine}{stopped}", err=True)
         click.echo(f"live: {report.live_summary()}", err=True)
+        click.echo(f"live stages, ms per frame (threads overlap): {report.stage_summary()}", err=True)
     if report.stopped:
         sys.exit(143 if report.stopped == "terminated" else 130)

@@ -79,6 +79,9 @@ class _Progress:
 @click.option("--arch", type=click.Choice(["compact", "espcn"]), default="compact", show_default=True)
 @click.option("--num-feat", type=int, default=16, show_default=True, help="compact: body channels.")
 @click.option("--num-conv", type=int, default=4, show_default=True, help="compact: body convolutions.")
+@click.option("--residual", type=click.Choice(["bicubic", "nearest", "bilinear", "none"]), default="bicubic",
+              show_default=True, help="Cheap upscale the network's output is added to (nearest = Real-ESRGAN's "
+                                      "SRVGGNetCompact, which --realesrgan-out saves).")
 @click.option("--feat1", type=int, default=16, show_default=True, help="espcn: head channels.")
 @click.option("--feat2", type=int, default=16, show_default=True, help="espcn: middle channels.")
 @click.option("--steps", type=int, default=10_000, show_default=True)
@@ -123,6 +126,22 @@ class _Progress:
               help="Decay of an exponential moving average of the weights, saved as the result (0 = off).")
 @click.option("--init", "init_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start from this checkpoint's weights (fine-tuning; same architecture).")
+@click.option("--gan-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the adversarial loss next to the pixel loss (0 = none): trains against a "
+                   "spectral-norm PatchGAN discriminator, as ESRGAN/Real-ESRGAN do; makes the network invent "
+                   "texture.")
+@click.option("--gan-feat", type=int, default=32, show_default=True, help="Discriminator: first layer's channels.")
+@click.option("--gan-down", type=int, default=3, show_default=True,
+              help="Discriminator: strided convolutions (patch size ~ 2**(down+2) HR pixels).")
+@click.option("--gan-lr", type=float, default=1e-4, show_default=True, help="Discriminator learning rate.")
+@click.option("--gan-spectral/--no-gan-spectral", default=True, show_default=True,
+              help="Spectral norm on the discriminator (Real-ESRGAN's); without it the discriminator learns "
+                   "faster in short runs.")
+@click.option("--gan-highpass/--no-gan-highpass", default=True, show_default=True,
+              help="Discriminator scores a high-pass (detail) of the image, which it learns from far sooner.")
+@click.option("--realesrgan-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also save the result in Real-ESRGAN's key layout (params_ema, body.N) here "
+                   "(compact with --residual nearest).")
 @click.option("--thesis-lr", is_flag=True,
               help="LR = antialiased bicubic shrink only, as in the thesis (sets every --p-* to 0).")
 def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: int, num_conv: int, feat1: int,
@@ -132,13 +151,18 @@ def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: in
                   log_every: int, ckpt_every: int,
                   resume: bool, eval_skimage: bool, eval_folders: tuple[Path, ...], eval_long_side: int,
                   sampler: str, min_coverage: float, loss_kind: str, w_fg: float | None, w_bg: float | None,
-                  ema: float, init_path: Path | None, thesis_lr: bool) -> None:
+                  ema: float, init_path: Path | None, residual: str, gan_weight: float, gan_feat: int,
+                  gan_down: int, gan_lr: float, gan_spectral: bool, gan_highpass: bool,
+                  realesrgan_out: Path | None,
+                  thesis_lr: bool) -> None:
     """Train a small SR network on patches of photographs or of a dataset's frames, then evaluate it."""
     from vidsr.errors import VidsrError
     from vidsr.train.data import PatchConfig, list_images
     from vidsr.train.dataset import is_dataset, read_dataset
+    from vidsr.checkpoint import save_realesrgan
     from vidsr.train.degrade import DegradeConfig
     from vidsr.train.evaluate import evaluate
+    from vidsr.train.gan import GanConfig
     from vidsr.train.loop import CompactSpec, ESPCNSpec, TrainConfig, train, write_final
     from vidsr.train.losses import LossConfig
 
@@ -150,8 +174,8 @@ def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: in
         loss = LossConfig(pixel="l1" if semantic else loss_kind,  # type: ignore[arg-type]
                           w_fg=w_fg if w_fg is not None else 1.0,
                           w_bg=w_bg if w_bg is not None else (0.1 if semantic else 1.0))
-        model = (CompactSpec(num_feat=num_feat, num_conv=num_conv) if arch == "compact"
-                 else ESPCNSpec(feat1=feat1, feat2=feat2))
+        model = (CompactSpec(num_feat=num_feat, num_conv=num_conv, residual=residual) if arch == "compact"
+                 else ESPCNSpec(feat1=feat1, feat2=feat2, residual=residual))
         cfg = TrainConfig(
             data=data, run_dir=run_dir, scale=s, model=model, steps=steps, batch_size=batch_size,
             patches=PatchConfig(patch_size=lr_patch * s, patches_per_image=patches_per_image, long_side=long_side),
@@ -159,7 +183,12 @@ def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: in
             lr=lr, lr_min=lr_min, schedule=schedule, warmup_steps=warmup_steps, seed=seed,
             log_every=log_every, ckpt_every=ckpt_every, threads=threads,
             sampler=sampler, min_coverage=min_coverage, loss=loss, ema=ema, init=init_path,  # type: ignore[arg-type]
+            gan=GanConfig(weight=gan_weight, num_feat=gan_feat, num_down=gan_down, lr=gan_lr,
+                          spectral=gan_spectral, highpass=gan_highpass),
         )
+        if realesrgan_out is not None and (arch != "compact" or residual != "nearest"):
+            raise click.ClickException("--realesrgan-out needs --arch compact --residual nearest "
+                                       "(Real-ESRGAN's SRVGGNetCompact)")
         n_images = len(read_dataset(data).split("train")) if is_dataset(data) else len(list_images(data))
         bars = _Progress(images=n_images, steps=steps)
         try:
@@ -167,6 +196,9 @@ def train_command(data: Path, run_dir: Path, scale: str, arch: str, num_feat: in
         finally:
             bars.close()
         click.echo(f"trained {result.steps} steps in {result.elapsed_s / 60:.1f} min -> {result.model_path}")
+        if realesrgan_out is not None:
+            save_realesrgan(result.model, realesrgan_out)
+            click.echo(f"Real-ESRGAN layout -> {realesrgan_out}")
         if eval_skimage or eval_folders:
             images = _eval_images(use_skimage=eval_skimage, folders=eval_folders, long_side=eval_long_side)
             records = evaluate(result.model, images, scale=s)

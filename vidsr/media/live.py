@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import select
 import stat
 import sys
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ class LiveSource:
             if stdin.isatty():
                 raise InputError("input '-' reads a video from stdin, but stdin is a terminal")
             fd = _fd(stdin)  # FFmpeg's pipe protocol returns what has arrived; a Python read waits for 32 KiB
+            if fd is not None and _closed_empty(fd):
+                raise InputError("input '-': stdin was empty (it closed before any video arrived)")
             target = f"pipe:{fd}" if fd is not None else stdin
         elif (device := device_format(self.source)) is not None:
             fmt, target = device
@@ -135,6 +138,23 @@ class LiveSource:
             reason = getattr(e, "strerror", None) or e
             hint = " (a non-streamable mp4 needs --no-live)" if self.source == STDIO else ""
             raise InputError(f"cannot open live input {self.label}: {reason}{hint}") from None
+
+
+def _closed_empty(fd: int) -> bool:
+    """Whether ``fd`` ends before its first byte: a pipe whose writer closed it unwritten (waits for
+    the first byte or the close, as the demuxer would), or ``/dev/null``. Reads nothing."""
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISCHR(st.st_mode):
+            return st.st_rdev == os.stat(os.devnull).st_rdev
+        if not stat.S_ISFIFO(st.st_mode) or not hasattr(select, "poll"):
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        events = dict(poller.poll()).get(fd, 0)
+    except OSError:
+        return False
+    return bool(events & select.POLLHUP) and not events & select.POLLIN
 
 
 def output_target(output: str) -> tuple[str, str | None]:

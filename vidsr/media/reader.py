@@ -50,24 +50,27 @@ class Reader:
         rate: frame rate of an image sequence (default 25); ignored for other inputs.
         deinterlace: auto deinterlaces the frames flagged interlaced (from the first such frame
             on, with bwdif: :mod:`vidsr.media.deinterlace`), all every frame, off none.
-        container: ``source`` opened already (a live stream: :func:`vidsr.media.live.open_live`).
+        container: ``source`` opened already (a live stream: :class:`vidsr.media.live.LiveSource`).
+        thread_type: the decoder's threading: ``AUTO`` (frame threading, fastest) or ``SLICE``
+            (live: frame threading holds about a frame per thread before the first comes out).
     """
 
     def __init__(self, source: str | os.PathLike, *, copy_streams: bool = True, deep: bool = False,
                  rate: Fraction | None = None, stats: DecodeStats | None = None,
-                 deinterlace: DeinterlaceMode = "auto", container: av.container.InputContainer | None = None) -> None:
+                 deinterlace: DeinterlaceMode = "auto", container: av.container.InputContainer | None = None,
+                 thread_type: str = "AUTO") -> None:
         self.source = str(source)
         self.stats = stats if stats is not None else DecodeStats()
         self._deinterlace_mode = deinterlace
         self._deinterlacer: Deinterlacer | None = None
         self.container = container if container is not None else open_input(source, rate=rate)
         try:
-            self._start(copy_streams=copy_streams, deep=deep)
+            self._start(copy_streams=copy_streams, deep=deep, thread_type=thread_type)
         except BaseException:
             self.container.close()
             raise
 
-    def _start(self, *, copy_streams: bool, deep: bool) -> None:
+    def _start(self, *, copy_streams: bool, deep: bool, thread_type: str) -> None:
         c = self.container
         if c.format.name in _TEXT_FORMATS:
             # FFmpeg renders any text (tty) or byte file (bin) as a terminal-art "video"
@@ -75,7 +78,7 @@ class Reader:
         v = main_video_stream(c, self.source)
         if not v.codec_context or not v.codec_context.width:
             raise InputError(f"video stream of {self.source} has no frame size (truncated or unsupported)")
-        v.thread_type = "AUTO"
+        v.thread_type = thread_type
         self.video = v
         content = [s for s in c.streams if s.discard != _DISCARD_ALL]
         self.side_streams: list[av.stream.Stream] = [s for s in content if is_side(s) and s.index != v.index] \

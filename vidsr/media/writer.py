@@ -89,7 +89,10 @@ class VideoWriter:
                     flags["movflags"] = "frag_keyframe+empty_moov+delay_moov+default_base_moof"
                 self.container = av.open(sys.stdout.buffer, mode="w", format=fmt, container_options=flags)
             else:
-                self.container = av.open(str(path), mode="w", format=options.container, container_options=flags)
+                # each packet goes to the file as it is muxed (same bytes): a full disk fails the next
+                # mux, not close() after 256 KiB of AVIO buffer (Matroska still holds a cluster, <= 5 s)
+                self.container = av.open(str(path), mode="w", format=options.container,
+                                         container_options={"flush_packets": "1"} | flags)
         except (ValueError, av.error.FFmpegError, OSError) as e:
             raise OutputError(f"cannot create output {self.name}: {getattr(e, 'strerror', None) or e}") from None
         self._index_times = self.container.format.name == "avi"  # one frame per tick, no reordered times

@@ -56,6 +56,16 @@ class DeadlineController:
         if self.hold is None:
             self.hold = max(5, math.ceil(0.5 / self.budget_s))
 
+    def prime(self, tile_s: float) -> None:
+        """Start from a measured SR cost per tile (seconds, before the stream): the first frames, sent
+        to SR before any has finished, are capped to what fits in their budget instead of going
+        uncapped (a network twice too slow made the first frame 1.5 s late)."""
+        if tile_s > 0:
+            self._tile_s = tile_s
+            room = self.affordable()
+            if room < self.tiles_total:  # at least a tile: frames go on measuring what a tile costs
+                self._set(max(1, int(room)))
+
     def limit(self) -> int | None:
         """The tile cap for the next frame (None: every tile the mask selects)."""
         return self.cap

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from vidsr.backends import Engine
+from vidsr.composite import upscale_background
 from vidsr.errors import InputError, OutputError
 from vidsr.frame import FrameProcessor, FrameResult, to_uint8
 from vidsr.masks.base import MaskEstimator, MaskFrame
@@ -46,11 +47,23 @@ from vidsr.pipeline.deadline import DeadlineController
 from vidsr.pipeline.run import load_engine, processor_for
 from vidsr.pipeline.stages import END, Failure, count_frame, get, put
 from vidsr.platform import threads_per_frame, torch_threads
+from vidsr.sr import sr_tiles
+from vidsr.tiling import mask_support, select_tiles
 
 LATENCY_SAMPLES = 100_000
 """Per-frame latencies kept for the percentiles (the newest; a live stream may never end)."""
 RETRY_S = 0.5
 """Pause between attempts to open a source again (``reconnect``)."""
+ENCODE_QUEUE = 2
+"""Frames that may wait between SR and the encoder. Short: the deadline controller sees a frame's
+latency when it leaves SR, so a slow encoder must hold SR back (and show in that latency) at once,
+not after a queue of ``queue_size`` frames (320 ms at 25 fps) has filled unseen."""
+LIVE_PRESETS = {"libx264": "ultrafast", "libx265": "ultrafast"}
+"""Encoder presets of a live output when ``--preset`` is not given. The encoder is the costliest stage
+of a live run on few cores: a 640x272 pan upscaled x2 took 55 ms per frame with veryfast (the file
+default), 35-40 with superfast, 18-20 with ultrafast; x4 (2560x1088) 200-260, 165 and 40-46 ms (2 cores
+under load 5; crf 18: ultrafast's stream 1.6x larger at x2, the same size at x4). A 40 ms frame period
+leaves room only for ultrafast."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,12 @@ class LiveReport(UpscaleReport):
                 f"max {self.max_latency_s * 1e3:.0f} ms (first frame {(self.first_output_s or 0) * 1e3:.0f} ms); "
                 f"SR coverage kept {self.coverage_kept:.0%}; {self.late} late, {self.dropped} dropped")
 
+    def stage_summary(self) -> str:
+        """Milliseconds per frame in each stage (they run in threads of their own, overlapping; ``input``
+        includes waiting for the source, a frame period per frame when it keeps up)."""
+        n = max(1, self.frames + self.dropped)
+        return ", ".join(f"{k} {v / n * 1e3:.1f}" for k, v in self.stages.items() if v)
+
 
 @dataclass(frozen=True)
 class _Arrived:
@@ -138,11 +157,11 @@ class _LiveInput:
                       f"{PROBE_BYTES // 1024} KiB of the live stream" for st in self.reader.side_streams
                       if not _described(st)]
 
-    def _open(self) -> Reader:
-        container = self.source.open()
-        try:
+    def _open(self, source: LiveSource | None = None) -> Reader:
+        container = (source or self.source).open()
+        try:  # slice threading: frame threading holds a frame per thread before the first comes out
             return Reader(self.source.source, copy_streams=self._copy, deep=True, stats=self.stats,
-                          deinterlace=self._deinterlace, container=container)
+                          deinterlace=self._deinterlace, container=container, thread_type="SLICE")
         except BaseException:
             container.close()
             raise
@@ -152,10 +171,7 @@ class _LiveInput:
         give_up = time.monotonic() + self.options.reconnect_s
         while not halt.is_set() and (left := give_up - time.monotonic()) > 0:
             try:
-                source = dataclasses.replace(self.source, open_s=left)
-                container = source.open()
-                return Reader(self.source.source, copy_streams=self._copy, deep=True, stats=self.stats,
-                              deinterlace=self._deinterlace, container=container)
+                return self._open(dataclasses.replace(self.source, open_s=left))
             except InputError:
                 time.sleep(min(RETRY_S, max(0.0, give_up - time.monotonic())))
         return None
@@ -167,22 +183,25 @@ class _LiveInput:
         next_pts: int | None = None  # where the next frame is due on the output clock (continues a reconnect)
         last_pts: int | None = None
         shift_s = Fraction(0)  # added to a reconnected source's times
+        last_dts: dict[int, int] = {}  # per side stream: its packets never go back in time
+        held: list[Passthrough] = []  # a reopened source's side packets before its first frame
         reader, first, rebase = self.reader, True, False
         while True:
             for item in reader.items():
                 if halt.is_set():
                     return
                 if isinstance(item, Passthrough):
-                    if shift_s and item.packet.time_base:
-                        ticks = round(shift_s / item.packet.time_base)
-                        item.packet.pts = None if item.packet.pts is None else item.packet.pts + ticks
-                        item.packet.dts = None if item.packet.dts is None else item.packet.dts + ticks
-                    yield item
+                    if rebase:  # its shift is known only at the first frame of the new connection
+                        held.append(item)
+                    elif (packet := _shifted(item, shift_s, last_dts)) is not None:
+                        yield packet
                     continue
                 if rebase:  # a reopened source's first frame: continue the clock where it stopped
                     rebase = False
                     if next_pts is not None:
                         shift_s = next_pts * tb - Fraction(item.pts) * item.time_base
+                    yield from filter(None, (_shifted(p, shift_s, last_dts) for p in held))
+                    held.clear()
                 pts = round((Fraction(item.pts) * item.time_base + shift_s) / tb)
                 if last_pts is not None and pts <= last_pts:  # never backwards, even across a reconnect
                     pts = last_pts + 1
@@ -204,15 +223,31 @@ class _LiveInput:
             if reader is None:
                 return
             self.reader, rebase = reader, True
+            held.clear()  # a connection that brought no frame: its side packets have no place on the clock
             self.reconnects += 1
             self.stats.read_error = None  # the stream went on: the gap is noted as a reconnect
+
+
+def _shifted(item: Passthrough, shift_s: Fraction, last_dts: dict[int, int]) -> Passthrough | None:
+    """``item`` moved by ``shift_s`` onto the output clock; None when it would go back in time in its
+    stream (a reconnected source's packets that overlap what the last connection sent)."""
+    packet = item.packet
+    if shift_s and packet.time_base:
+        ticks = round(shift_s / packet.time_base)
+        packet.pts = None if packet.pts is None else packet.pts + ticks
+        packet.dts = None if packet.dts is None else packet.dts + ticks
+    if packet.dts is not None:
+        if packet.dts <= last_dts.get(item.stream_index, -(1 << 62)):
+            return None
+        last_dts[item.stream_index] = packet.dts
+    return item
 
 
 def _decode_worker(live: _LiveInput, out: queue.Queue, stop: threading.Event, timings: dict[str, float]) -> None:
     try:
         t = time.perf_counter()
         for item in live.items(stop):
-            timings["decode"] += time.perf_counter() - t
+            timings["input"] += time.perf_counter() - t  # decoding, and waiting for the source
             if not put(out, item, stop):
                 return
             t = time.perf_counter()
@@ -237,8 +272,33 @@ def _mask_worker(proc: FrameProcessor, inbox: queue.Queue, out: queue.Queue, sto
         put(out, Failure(e), stop)
 
 
+def _tile_seconds(proc: FrameProcessor) -> float:
+    """Seconds the SR of one tile takes (timed after a warm-up call): primes the deadline controller."""
+    image = np.zeros((proc.plan.height, proc.plan.width, 3), np.uint8)
+    tile = proc.plan.tiles[:1]
+    sr_tiles(proc.engine, image, tile, batch=1)
+    t = time.perf_counter()
+    sr_tiles(proc.engine, image, tile, batch=1)
+    return time.perf_counter() - t
+
+
+def plain_frame(proc: FrameProcessor, image: np.ndarray, mask: MaskFrame, timings: dict[str, float]) -> FrameResult:
+    """A frame the deadline left no SR tile: the plain upscale is the output, as from
+    ``proc.process(image, mask=mask, max_tiles=0)`` but without ranking tiles or fading an alpha that
+    no tile uses: 7-12 ms against 10-18 ms a frame for 640x272 x4, 2 cores under load 7."""
+    t0 = time.perf_counter()
+    selected = len(select_tiles(proc.plan, mask_support(mask.alpha)))
+    t1 = time.perf_counter()
+    out = upscale_background(image, scale=proc.engine.descriptor.scale, method=proc.bg)
+    timings["mask"] += t1 - t0
+    timings["background"] += time.perf_counter() - t1
+    return FrameResult(image=out, mask=mask, tiles=[], dropped=selected)
+
+
 def _process(proc: FrameProcessor, item: _Arrived, cap: int | None) -> _Done:
     timings: dict[str, float] = defaultdict(float)
+    if cap == 0 and item.mask is not None and not proc.full_frame:
+        return _Done(result=plain_frame(proc, item.frame.image, item.mask, timings), timings=timings)
     return _Done(result=proc.process(item.frame.image, timings, mask=item.mask, max_tiles=cap), timings=timings)
 
 
@@ -348,6 +408,8 @@ def _sr_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, stop:
 def _open_writer(output: str, target: str, muxer: str, info: VideoInfo, config: UpscaleConfig,
                  live: _LiveInput) -> VideoWriter:
     options = dataclasses.replace(config.encode, container=muxer, low_latency=True).for_output(target)
+    if options.preset is None and options.codec in LIVE_PRESETS:
+        options = dataclasses.replace(options, preset=LIVE_PRESETS[options.codec])
     s = config.scale
     return VideoWriter(path=target, info=info, width=info.width * s, height=info.height * s, options=options,
                        copy_streams=config.copy_streams, sources=live.side_streams, name=output,
@@ -396,13 +458,16 @@ def upscale_live(source: str, output: str | Path, *, config: UpscaleConfig, opti
         workers = frame_workers(config, lr_pixels=info.width * info.height)
         control = DeadlineController(budget_s=1 / info.fps, tiles_total=len(proc.plan), workers=workers,
                                      target_s=options.target_s)
+        if not proc.full_frame:
+            with torch_threads(threads_per_frame(workers)):
+                control.prime(_tile_seconds(proc))
         s = config.scale
         report = LiveReport(input=live.source.label, output=output, in_size=(info.width, info.height),
                             out_size=(info.width * s, info.height * s), engine=proc.engine.label)
         t_start = time.perf_counter()
         q_in: queue.Queue = queue.Queue(maxsize=config.queue_size)
         q_masked: queue.Queue = queue.Queue(maxsize=config.queue_size)
-        q_out: queue.Queue = queue.Queue(maxsize=config.queue_size)
+        q_out: queue.Queue = queue.Queue(maxsize=min(ENCODE_QUEUE, config.queue_size))
         failure: list[BaseException] = []
         streamed = is_url(output) or output == STDIO
         with contextlib.ExitStack() as stack:

@@ -36,7 +36,9 @@ def ray_session(ray, *, address: str | None, num_cpus: int, object_store_mb: int
     """Start a private local Ray (``address=None``) or join the cluster at ``address`` for the block.
 
     A Ray already initialised in this process (a test, a notebook, a Ray Job's driver) is
-    used as it is and left running.
+    used as it is and left running. Otherwise the environment is put back as it was once Ray
+    is shut down: this module's settings (the local run's token...) and those ``ray.init``
+    makes itself (``PYTHONBREAKPOINT``, ``RAY_USAGE_STATS_ENABLED``...).
 
     Raises:
         BackendUnavailable: Ray cannot be started, or the cluster cannot be reached or refuses
@@ -53,7 +55,7 @@ def ray_session(ray, *, address: str | None, num_cpus: int, object_store_mb: int
     else:
         mode = _cluster_auth_mode(address)
         env, init = ({} if mode is None else {"RAY_AUTH_MODE": mode}), {"address": address}
-    with _ray_env(env, loopback=address is None):
+    with _restored_environ(), _ray_env(env, loopback=address is None):
         try:
             ray.init(**init, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -128,6 +130,18 @@ def _ray_env(env: dict[str, str], *, loopback: bool = False) -> Iterator[None]:
         for k, v in old.items():
             _set(k, v)
         _reload_auth()
+
+
+@contextlib.contextmanager
+def _restored_environ() -> Iterator[None]:
+    """Put back every environment variable changed in the block (ray.init sets some of its own)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for k in set(os.environ) | set(saved):
+            if os.environ.get(k) != saved.get(k):
+                _set(k, saved.get(k))
 
 
 def _set(key: str, value: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Training loop: L1 / depth semantic loss, Adam, cosine or step LR schedule, optional EMA of
+"""Training loop: L1 / depth semantic loss (plus an optional adversarial loss, :mod:`vidsr.train.gan`),
+Adam, cosine or step LR schedule, optional EMA of
 the weights, seeded, checkpoint and resume.
 
 Data is a folder of photographs (patches cut as in :mod:`vidsr.train.data`) or a dataset
@@ -8,7 +9,7 @@ over each frame's foreground mask; the mask also weights the depth semantic loss
 A run folder holds:
   config.json    the TrainConfig (resume refuses a different one)
   metrics.jsonl  one line per log interval (train loss, fixed-batch validation L1, lr, time)
-  state.pt       everything needed to resume (weights, Adam state, RNG states, step)
+  state.pt       everything needed to resume (weights, Adam state, RNG states, step, discriminator)
   model.pt       the final network as a vidsr checkpoint (vidsr.checkpoint.save_checkpoint)
   metrics.json   summary written at the end (and extended by evaluation)
 """
@@ -38,6 +39,7 @@ from vidsr.checkpoint import save_checkpoint
 from vidsr.train.data import PatchConfig, build_patch_cache, list_images, sample_hr
 from vidsr.train.dataset import is_dataset, read_dataset
 from vidsr.train.degrade import DegradeConfig, degrade_batch
+from vidsr.train.gan import Adversary, GanConfig
 from vidsr.train.losses import DepthSemanticLoss, LossConfig
 from vidsr.train.samplers import MaskedPatchSource, SamplerName, check_sampler
 
@@ -45,7 +47,9 @@ STATE_FORMAT = "vidsr-train-state"
 RESUME_MAY_CHANGE = ("threads",)  # settings that do not change what is trained
 # Settings added after the first runs: a config.json without them had these values.
 RESUME_DEFAULTS = {"sampler": "full", "min_coverage": 0.5, "ema": 0.0, "init": None,
-                   "loss": {"pixel": "l1", "w_fg": 1.0, "w_bg": 1.0, "eps": 1e-3}}
+                   "loss": {"pixel": "l1", "w_fg": 1.0, "w_bg": 1.0, "eps": 1e-3},
+                   "gan": {"weight": 0.0, "num_feat": 32, "num_down": 3, "lr": 1e-4, "spectral": True,
+                           "highpass": False}}
 
 
 class _ArchConfig:
@@ -113,6 +117,7 @@ class TrainConfig:
             the average is what gets saved and evaluated.
         init: start from the weights of this vidsr checkpoint (same architecture) instead of
             a fresh initialisation (fine-tuning).
+        gan: adversarial loss and discriminator (``gan.weight`` 0 = none).
     """
 
     data: Path
@@ -137,6 +142,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     ema: float = 0.0
     init: Path | None = None
+    gan: GanConfig = field(default_factory=GanConfig)
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4):
@@ -235,7 +241,8 @@ def ema_update(ema: nn.Module, model: nn.Module, *, decay: float) -> None:
 
 
 def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, step: int,
-                rng: np.random.Generator, elapsed_s: float, ema: nn.Module | None = None) -> None:
+                rng: np.random.Generator, elapsed_s: float, ema: nn.Module | None = None,
+                adversary: Adversary | None = None) -> None:
     state = {
         "format": STATE_FORMAT,
         "step": step,
@@ -247,6 +254,8 @@ def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, ste
     }
     if ema is not None:
         state["ema"] = ema.state_dict()
+    if adversary is not None:
+        state["discriminator"] = adversary.state_dict()
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, buf.getvalue(), what="training state")
@@ -254,6 +263,9 @@ def _save_state(path: Path, *, model: nn.Module, opt: torch.optim.Optimizer, ste
 
 def _check_resume_config(run_dir: Path, cfg: TrainConfig) -> None:
     old = json.loads((run_dir / "config.json").read_text())
+    for k, v in old.items():  # settings added inside a section after the first runs
+        if isinstance(v, dict) and isinstance(RESUME_DEFAULTS.get(k), dict):
+            old[k] = {**RESUME_DEFAULTS[k], **v}
     new = cfg.to_json()
     diff = sorted(k for k in set(old) | set(new)
                   if old.get(k, RESUME_DEFAULTS.get(k)) != new.get(k) and k not in RESUME_MAY_CHANGE)
@@ -331,6 +343,7 @@ def _train(cfg: TrainConfig, *, resume: bool, on_step: Callable[[int, float], No
         shrink_output_init(model)
     ema = copy.deepcopy(model) if cfg.ema > 0 else None
     criterion = DepthSemanticLoss(cfg.loss)
+    adversary = Adversary(cfg.gan) if cfg.gan.enabled else None
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
     rng = np.random.default_rng([cfg.seed, 2])
     step, elapsed = 0, 0.0
@@ -341,6 +354,8 @@ def _train(cfg: TrainConfig, *, resume: bool, on_step: Callable[[int, float], No
         model.load_state_dict(state["model"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
+        if adversary is not None:
+            adversary.load_state_dict(state["discriminator"])
         opt.load_state_dict(state["optimizer"])
         rng.bit_generator.state = json.loads(state["rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -351,6 +366,7 @@ def _train(cfg: TrainConfig, *, resume: bool, on_step: Callable[[int, float], No
                                 "val_bicubic_l1": val_bicubic, "elapsed_s": 0.0}) + "\n")
     model.train()
     losses: list[float] = []
+    d_losses: list[float] = []
     t0 = time.perf_counter() - elapsed
     try:
         while step < cfg.steps:
@@ -360,10 +376,15 @@ def _train(cfg: TrainConfig, *, resume: bool, on_step: Callable[[int, float], No
             lr_now = learning_rate(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr_now
-            loss = criterion(model(x), y, None if mask is None else torch.from_numpy(mask))
+            sr = model(x)
+            loss = criterion(sr, y, None if mask is None else torch.from_numpy(mask))
+            if adversary is not None:
+                loss = loss + cfg.gan.weight * adversary.generator_loss(sr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if adversary is not None:
+                d_losses.append(adversary.step(sr, y))
             if ema is not None:
                 ema_update(ema, model, decay=cfg.ema)
             step += 1
@@ -376,15 +397,18 @@ def _train(cfg: TrainConfig, *, resume: bool, on_step: Callable[[int, float], No
                         "elapsed_s": round(time.perf_counter() - t0, 2)}
                 if ema is not None:
                     line["val_l1_ema"] = validate_eval(ema, val_x, val_y)
+                if d_losses:
+                    line["d_loss"] = float(np.mean(d_losses))
+                    d_losses.clear()
                 with open(run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(line) + "\n")
                 losses.clear()
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 _save_state(state_path, model=model, opt=opt, step=step, rng=rng,
-                            elapsed_s=time.perf_counter() - t0, ema=ema)
+                            elapsed_s=time.perf_counter() - t0, ema=ema, adversary=adversary)
     except KeyboardInterrupt:  # keep the progress; a stop inside a step resumes close to, not bit-exactly on, a run
         _save_state(state_path, model=model, opt=opt, step=step, rng=rng, elapsed_s=time.perf_counter() - t0,
-                    ema=ema)
+                    ema=ema, adversary=adversary)
         raise
 
     elapsed = time.perf_counter() - t0
@@ -402,6 +426,7 @@ def _train(cfg: TrainConfig, *, resume: bool, on_step: Callable[[int, float], No
         "sampler": cfg.sampler,
         "loss": cfg.loss.label,
         "ema": cfg.ema,
+        "gan_weight": cfg.gan.weight,
         "config": cfg.to_json(),
         "torch": str(torch.__version__),
         "threads": cfg.threads,
