@@ -32,7 +32,7 @@ from vidsr.frame import build_processor
 from vidsr.media.live import device_format, live_by_default
 from vidsr.pipeline.config import UpscaleConfig
 from vidsr.pipeline.deadline import DeadlineController
-from vidsr.pipeline.live import LiveOptions, plain_frame, upscale_live
+from vidsr.pipeline.live import LiveOptions, upscale_live
 from vidsr.pipeline.run import load_engine
 
 W, H, FPS = 160, 96, 25
@@ -158,11 +158,9 @@ def test_tile_cap_keeps_the_most_in_focus_tiles_and_plain_upscale_elsewhere(live
         inside[t.y0 * 2:t.y1 * 2, t.x0 * 2:t.x1 * 2] = True
     assert np.array_equal(capped.image[~inside], bicubic[~inside])  # the dropped tiles: plain upscale
     assert not np.array_equal(capped.image[inside], bicubic[inside])
-    none = proc.process(image, defaultdict(float), mask=mask, max_tiles=0)
-    assert none.tiles == [] and np.array_equal(none.image, bicubic)
-    plain = plain_frame(proc, image, mask, defaultdict(float))  # live's path when the cap is 0
-    assert plain.tiles == [] and plain.dropped == none.dropped == len(full.tiles)
-    assert np.array_equal(plain.image, bicubic)
+    none = proc.process(image, defaultdict(float), mask=mask, max_tiles=0)  # live's path when the cap is 0
+    assert none.tiles == [] and none.windows == [] and none.dropped == len(full.tiles)
+    assert np.array_equal(none.image, bicubic)
 
 
 # ------------------------------------------------------------------------------------- end to end

@@ -45,7 +45,7 @@ class FrameProcessor:
     full_frame: bool = False
     mask_lookahead: int = 1
     merge_px: int | None = None  # merge selected tiles into windows of at most this many LR pixels
-    call_px: int = CALL_PX  # what one more engine call costs, in window pixels (vidsr.sr.call_cost_px)
+    call_px: int = CALL_PX  # one more engine call, in window pixels (build_processor: vidsr.sr.call_cost_px)
     retired_passes: int = 0  # estimator passes and cuts of trackers replaced by fresh ones (resume segments)
     retired_cuts: int = 0
 
@@ -59,15 +59,14 @@ class FrameProcessor:
         windows planned around ``support`` (:func:`mask_support` of the LR mask) when given
         (:func:`plan_windows`), else the merged tiles.
 
-        Where the engine packs windows into shared calls (:func:`vidsr.sr.packs`), the planner charges
-        the network's own call cost (:attr:`call_px`) per window. Charging none and half the context
+        The planner charges :attr:`call_px` per window (the network's own call cost where the engine
+        packs windows into shared calls: :func:`vidsr.sr.packs`). Charging none and half the context
         (a trimming network's) gets the cores closer to the subject, but ran 7-11 % slower for
         compact-x2-lite (docs/performance.md)."""
         if self.merge_px is None:
             return [self.plan.tiles[i] for i in indices]
         if support is not None:
-            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px,
-                                call_px=self.call_px if packs(self.engine) else CALL_PX)
+            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px, call_px=self.call_px)
         return merge_tiles(self.plan, indices, max_window_px=self.merge_px)
 
     @functools.cached_property
@@ -102,11 +101,15 @@ class FrameProcessor:
         indices = select_tiles(self.plan, support)
         dropped = 0
         if max_tiles is not None and len(indices) > max_tiles:
-            kept = most_in_focus(self.plan, indices, mask.score, max(0, max_tiles))
+            if max_tiles <= 0:  # nothing kept: no ranking, no fade; the plain upscale is the output
+                kept, alpha = [], np.zeros_like(mask.alpha)
+            else:
+                kept = most_in_focus(self.plan, indices, mask.score, max_tiles)
+                alpha = alpha_within(self.plan, kept, mask.alpha)
             dropped, indices = len(indices) - len(kept), kept
-            mask = dataclasses.replace(mask, alpha=alpha_within(self.plan, kept, mask.alpha))
+            mask = dataclasses.replace(mask, alpha=alpha)
             support = mask_support(mask.alpha)
-        windows = self.windows(indices, support)
+        windows = self.windows(indices, support) if indices else []
         t1 = time.perf_counter()
         tiles = sr_tiles(self.engine, image, windows, batch=self.batch, pack_px=self.merge_px,
                          call_px=self.call_px) if windows else []
@@ -182,4 +185,5 @@ def build_processor(*, engine: Engine, height: int, width: int, tile: int, merge
     tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=mask_every, threshold=fg_threshold,
                           feather_px=feather_px, carry=mask_carry)
     return FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=bg, batch=batch, full_frame=full_frame,
-                          mask_lookahead=mask_lookahead, merge_px=merge_px, call_px=call_cost_px(engine))
+                          mask_lookahead=mask_lookahead, merge_px=merge_px,
+                          call_px=call_cost_px(engine) if packs(engine) else CALL_PX)

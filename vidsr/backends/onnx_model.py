@@ -141,7 +141,6 @@ def _spans(length: int, win: int, context: int) -> list[tuple[int, int, int]]:
     return out
 
 
-
 def _counted_tensors(graph) -> list[str]:
     """Names whose shapes :func:`onnx_macs` needs."""
     names = []

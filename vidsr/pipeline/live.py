@@ -31,7 +31,6 @@ import cv2
 import numpy as np
 
 from vidsr.backends import Engine
-from vidsr.composite import upscale_background
 from vidsr.errors import InputError, OutputError
 from vidsr.frame import FrameProcessor, FrameResult, to_uint8
 from vidsr.masks.base import MaskEstimator, MaskFrame
@@ -48,7 +47,6 @@ from vidsr.pipeline.run import load_engine, processor_for
 from vidsr.pipeline.stages import END, Failure, count_frame, get, put
 from vidsr.platform import threads_per_frame, torch_threads
 from vidsr.sr import sr_tiles
-from vidsr.tiling import mask_support, select_tiles
 
 LATENCY_SAMPLES = 100_000
 """Per-frame latencies kept for the percentiles (the newest; a live stream may never end)."""
@@ -282,23 +280,8 @@ def _tile_seconds(proc: FrameProcessor) -> float:
     return time.perf_counter() - t
 
 
-def plain_frame(proc: FrameProcessor, image: np.ndarray, mask: MaskFrame, timings: dict[str, float]) -> FrameResult:
-    """A frame the deadline left no SR tile: the plain upscale is the output, as from
-    ``proc.process(image, mask=mask, max_tiles=0)`` but without ranking tiles or fading an alpha that
-    no tile uses: 7-12 ms against 10-18 ms a frame for 640x272 x4, 2 cores under load 7."""
-    t0 = time.perf_counter()
-    selected = len(select_tiles(proc.plan, mask_support(mask.alpha)))
-    t1 = time.perf_counter()
-    out = upscale_background(image, scale=proc.engine.descriptor.scale, method=proc.bg)
-    timings["mask"] += t1 - t0
-    timings["background"] += time.perf_counter() - t1
-    return FrameResult(image=out, mask=mask, tiles=[], dropped=selected)
-
-
 def _process(proc: FrameProcessor, item: _Arrived, cap: int | None) -> _Done:
     timings: dict[str, float] = defaultdict(float)
-    if cap == 0 and item.mask is not None and not proc.full_frame:
-        return _Done(result=plain_frame(proc, item.frame.image, item.mask, timings), timings=timings)
     return _Done(result=proc.process(item.frame.image, timings, mask=item.mask, max_tiles=cap), timings=timings)
 
 
