@@ -3,11 +3,12 @@ RRDBNet, ORT vs torch: issue 25's numbers from one command.
 
 For each clip, the default focus masks of its first frames are computed once; then, frame by frame
 and taking turns, the SR stage (:func:`vidsr.sr.sr_tiles`) runs on the full-frame windows and on
-three window plans: ``old`` (64-px tiles merged into rectangles, shrunk to the support: vidsr before
+the window plans: ``old`` (64-px tiles merged into rectangles, shrunk to the support: vidsr before
 issue 25), ``prev`` (:func:`vidsr.tiling.plan_windows` with one ``CALL_PX`` and one engine call per
-window shape: issue 25's first session) and ``now`` (what ``vidsr upscale`` runs:
-:meth:`vidsr.frame.FrameProcessor.windows`, windows packed side by side into shared calls,
-:func:`vidsr.sr.pack_windows`), for the shipped x2 model and a heavy network (a Compact with 64
+window shape: issue 25's first session), ``packed`` (the network's whole call cost charged per
+window, windows packed: the second session), ``tight`` (no call cost, half the context) and ``now``
+(what ``vidsr upscale`` runs: :meth:`vidsr.frame.FrameProcessor.windows`, windows packed side by side
+into shared calls, :func:`vidsr.sr.pack_windows`), for the shipped x2 model and a heavy network (a Compact with 64
 features x 16 convs, random weights), and on the first clip for an RRDBNet x4 (Real-ESRGAN x4plus's
 shape, random weights loaded through the community-checkpoint detector). The report gives SR pixels
 (the cores) and window pixels over the subject (alpha > 0: foreground + feather band), the SR-stage
@@ -93,13 +94,16 @@ def processor(engine, h: int, w: int) -> FrameProcessor:
 def plans(proc: FrameProcessor, masks) -> dict[str, tuple[list[list[Tile]], dict]]:
     """Per configuration, the windows of each frame and how sr_tiles runs them: ``old`` (before issue 25),
     ``prev`` (plan_windows with one CALL_PX, one call per window shape: this benchmark's first run),
-    ``tight`` (no call cost and half the context charged, packed: the cores closest to the subject) and
-    ``now`` (:meth:`FrameProcessor.windows` and its packing, as ``vidsr upscale`` runs)."""
+    ``packed`` (a whole call charged per window, packed: issue 25's second session), ``tight`` (no call
+    cost and half the context charged, packed: the cores closest to the subject) and ``now``
+    (:meth:`FrameProcessor.windows` and its packing, as ``vidsr upscale`` runs)."""
     pad = proc.plan.pad
     supports = [mask_support(m.alpha) for m in masks]
     packing = {"pack_px": proc.merge_px, "call_px": proc.call_px}
     return {"old": ([old_windows(s, pad) for s in supports], {}),
             "prev": ([plan_windows(s, pad=pad, max_window_px=MERGE_WINDOW_PX) for s in supports], {}),
+            "packed": ([plan_windows(s, pad=pad, max_window_px=MERGE_WINDOW_PX, call_px=proc.call_px)
+                        for s in supports], packing),
             "tight": ([plan_windows(s, pad=pad, max_window_px=MERGE_WINDOW_PX, call_px=0, context=pad / 2)
                        for s in supports], packing),
             "now": ([proc.windows(select_tiles(proc.plan, s), s) for s in supports], packing)}
@@ -227,7 +231,7 @@ def ort_vs_torch(models: dict, image: np.ndarray, passes: int, folder: Path) -> 
 
 
 def _over_ideal(stage: dict) -> dict[str, float]:
-    return {c: round(stage[f"{c}_over_ideal"], 3) for c in ("prev", "tight", "now")}
+    return {c: round(stage[f"{c}_over_ideal"], 3) for c in ("prev", "packed", "tight", "now")}
 
 
 def threaded(clip: Path, repeat: int) -> dict:
@@ -275,7 +279,7 @@ def main() -> None:
                  "pixels": pixels(processor(lite_e, h, w), masks)}
         print(clip, entry["pixels"], flush=True)
         headline["sr_px_over_subject"][f"{clip.name} {w}x{h}"] = {
-            c: round(entry["pixels"][f"{c}_core_over_subject"], 3) for c in ("prev", "tight", "now")}
+            c: round(entry["pixels"][f"{c}_core_over_subject"], 3) for c in ("prev", "packed", "tight", "now")}
         entry["sr_stage_lite_torch"] = sr_stage(lite_e, images, masks, args.passes)
         print(clip, "lite", {k: v for k, v in entry["sr_stage_lite_torch"].items() if "runs" not in k}, flush=True)
         k = args.heavy_frames
@@ -298,7 +302,7 @@ def main() -> None:
         h, w = images[0].shape[:2]
         report["plan_only"][clip.name] = pixels(processor(lite_e, h, w), masks)
         headline["sr_px_over_subject"][f"{clip.name} {w}x{h}"] = {
-            c: round(report["plan_only"][clip.name][f"{c}_core_over_subject"], 3) for c in ("prev", "tight", "now")}
+            c: round(report["plan_only"][clip.name][f"{c}_core_over_subject"], 3) for c in ("prev", "packed", "tight", "now")}
         print(clip, report["plan_only"][clip.name], flush=True)
     if args.threaded is not None:
         torch.set_num_threads(os.cpu_count() or 1)  # the pipeline sets its own per-frame threads

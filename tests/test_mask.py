@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from media import mask_flip_rate
+from vidsr.masks.base import MaskFrame
 from vidsr.masks.focus import ConstantEstimator, FocusEstimator, clean_mask, feather, focus_score
 from vidsr.masks.tracker import MaskTracker
 from vidsr.media.sample import SampleSpec, sample_frames, sample_photo
@@ -152,6 +153,41 @@ def test_feather_does_not_depend_on_buffer_alignment():
             np.testing.assert_array_equal(feather(buf, radius_px=4, size=(180, 320)), ref)
     finally:
         cv2.setNumThreads(threads)
+
+
+def _plain_feather(binary: np.ndarray, radius_px: float, size: tuple[int, int]) -> np.ndarray:
+    """feather computed over the whole frame, step by step (what the box and the table must equal)."""
+    m = binary.astype(np.uint8)
+    if radius_px > 0 and m.any() and not m.all():
+        t = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        t = np.sqrt(np.rint(t * t)) - np.float32(0.5)
+        t = np.clip(t * np.float32(-0.5 / radius_px) + np.float32(1), 0, 1).astype(np.float32)
+        a = t * t * (np.float32(3) - np.float32(2) * t)
+    else:
+        a = m.astype(np.float32)
+    a = cv2.resize(a, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) if a.shape != size else a
+    a[a < 1e-3] = 0.0
+    a[a > 1 - 1e-3] = 1.0
+    return a
+
+
+@pytest.mark.parametrize("radius", [1.0, 2.5, 4.0, 10.0])  # 10: beyond the ramp table
+def test_feather_of_a_small_mask_equals_the_whole_frame_computation(radius):
+    """feather works on the mask's box and looks the ramp up in a table: no bit may change (~30 ms)."""
+    rng = np.random.default_rng(int(radius * 10))
+    for (y0, x0, y1, x1), size in itertools.product(
+            [(30, 40, 50, 70), (0, 0, 12, 9), (55, 100, 60, 120), (0, 20, 60, 30)], [(60, 120), (120, 240), (80, 160)]):
+        b = np.zeros((60, 120), bool)
+        b[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < 0.7
+        got = feather(b, radius_px=radius, size=size)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, _plain_feather(b, radius, size))
+
+
+def test_fg_fraction_is_the_binary_mean():
+    b = np.random.default_rng(0).random((37, 53)) < 0.3
+    m = MaskFrame(alpha=b.astype(np.float32), binary=b, score=b.astype(np.float32), anchor=True, cut=False)
+    assert m.fg_fraction == float(b.mean()) and isinstance(m.fg_fraction, float)
 
 
 def test_held_mask_shares_one_read_only_alpha():

@@ -275,3 +275,91 @@ def test_call_cost_falls_with_the_network_s_work_per_pixel():
 
     # the pipeline's planner and packing charge the network's own call cost
     assert build_processor(engine=heavy, height=32, width=48, tile=16, merge_px=4000).call_px == call_cost_px(heavy)
+
+
+def _random_support(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """(h, w) uint8 support of one random kind: blobs, specks, stripes, borders, blobs and specks, empty, full."""
+    import cv2
+
+    kind = int(rng.integers(0, 7))
+    if kind == 5:
+        return np.zeros((h, w), np.uint8)
+    if kind == 6:
+        return np.ones((h, w), np.uint8)
+    support = np.zeros((h, w), np.uint8)
+    if kind in (0, 4):
+        support = _blobs(h, w, int(rng.integers(1 << 30))) if min(h, w) >= 12 else support
+    if kind in (1, 4):
+        support |= (rng.random((h, w)) < rng.uniform(0.0005, 0.03)).astype(np.uint8)
+    if kind == 2:  # stripes: many runs and gaps of all lengths
+        for _ in range(int(rng.integers(1, 8))):
+            y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+            cv2.line(support, (x, y), (int(rng.integers(0, w)), int(rng.integers(0, h))), 1, int(rng.integers(1, 4)))
+    if kind == 3:  # rectangles at the frame's edges and corners
+        for _ in range(int(rng.integers(1, 5))):
+            y0, x0 = int(rng.choice([0, rng.integers(0, h)])), int(rng.choice([0, rng.integers(0, w)]))
+            y1, x1 = int(rng.choice([h, rng.integers(y0, h + 1)])), int(rng.choice([w, rng.integers(x0, w + 1)]))
+            support[y0:y1, x0:x1] = 1
+    return support
+
+
+def test_planned_windows_equal_the_frozen_planner_on_random_supports():
+    """The fast planner returns the very tiles, in the same order, of the frozen copy of the planner it
+    replaced (tests/plan_windows_frozen.py), for random supports of every kind, size, cell and setting,
+    held as uint8, bool, int32 or a view of a wider array (~2 s)."""
+    from plan_windows_frozen import plan_windows as frozen
+
+    rng = np.random.default_rng(25)
+    for i in range(300):
+        cell = [None, None, 4, 8, 1, 2, 3, 5, 16][int(rng.integers(0, 9))]
+        small = 60 if cell in (1, 2) else 200
+        h, w = (int(rng.integers(1, small)), int(rng.integers(1, small * 5 // 3))) if i % 10 else (272, 640)
+        support = _random_support(rng, h, w)
+        if i % 7 == 1:
+            support = support.astype(bool)
+        elif i % 7 == 2:
+            support = support.astype(np.int32) * 2
+        elif i % 7 == 3:
+            support = np.pad(support, ((0, 0), (3, 5)))[:, 3:3 + w]  # not contiguous
+        pad = int(rng.integers(0, 9))
+        kw = {"pad": pad, "max_window_px": int(rng.choice([160_000, 4000, 900, int(rng.integers(1, 30_000))])),
+              "cell": cell,
+              "call_px": int(rng.choice([0, 60, 1200, 4096, int(rng.integers(0, 20_000))])),
+              "context": [None, pad / 2, float(rng.uniform(0, 8))][int(rng.integers(0, 3))]}
+        assert plan_windows(support, **kw) == frozen(support, **kw), (i, h, w, kw)
+    for h, w in ((1, 1), (3, 16), (7, 8), (9, 24), (5, 640), (300, 2)):  # frames a cell or two across
+        for cell in (None, 4, 8, 16):
+            support = np.zeros((h, w), np.uint8)
+            support[-1, -1] = support[0, w // 2] = 1
+            kw = {"pad": 3, "max_window_px": 900, "cell": cell}
+            assert plan_windows(support, **kw) == frozen(support, **kw)
+    # one-pixel cells of a tall frame: more band numbers than 16 bits hold
+    support = _blobs(230, 90, 7)
+    assert plan_windows(support, pad=2, max_window_px=160_000, cell=1) == frozen(support, pad=2, max_window_px=160_000,
+                                                                                 cell=1)
+
+
+def test_planned_windows_equal_the_frozen_planner_on_a_clip_s_masks(tmp_path):
+    """The same on the default focus masks of a small clip's frames, with each call cost and context the
+    pipeline and the benchmarks use (~1 s)."""
+    from media import make_video
+    from plan_windows_frozen import plan_windows as frozen
+
+    from vidsr.masks.focus import FocusEstimator
+    from vidsr.masks.tracker import MaskTracker
+    from vidsr.media.reader import read_items
+    from vidsr.media.types import Frame
+
+    clip = make_video(tmp_path / "clip.mp4", frames=6, width=320, height=176)
+    tracker = MaskTracker(estimator=FocusEstimator(), every=2)
+    windows = 0
+    for item in read_items(clip, copy_streams=False):
+        if isinstance(item, Frame):
+            support = mask_support(tracker.update(item.image).alpha)
+            for call_px in (1200, 4096, 60, 0):
+                for context in (None, 2.5):
+                    kw = {"pad": 5, "max_window_px": 160_000, "call_px": call_px, "context": context}
+                    planned = plan_windows(support, **kw)
+                    assert planned == frozen(support, **kw)
+                    windows += len(planned)
+    assert windows > 6 * 8  # the masks hold a subject

@@ -46,6 +46,8 @@ class FrameProcessor:
     mask_lookahead: int = 1
     merge_px: int | None = None  # merge selected tiles into windows of at most this many LR pixels
     call_px: int = CALL_PX  # one more engine call, in window pixels (build_processor: vidsr.sr.call_cost_px)
+    window_px: int | None = None  # what the planner charges per window (None: call_px)
+    context: float | None = None  # context per side the planner charges (None: the receptive radius)
     retired_passes: int = 0  # estimator passes and cuts of trackers replaced by fresh ones (resume segments)
     retired_cuts: int = 0
 
@@ -59,14 +61,14 @@ class FrameProcessor:
         windows planned around ``support`` (:func:`mask_support` of the LR mask) when given
         (:func:`plan_windows`), else the merged tiles.
 
-        The planner charges :attr:`call_px` per window (the network's own call cost where the engine
-        packs windows into shared calls: :func:`vidsr.sr.packs`). Charging none and half the context
-        (a trimming network's) gets the cores closer to the subject, but ran 7-11 % slower for
-        compact-x2-lite (docs/performance.md)."""
+        The planner charges :attr:`window_px` per window and :attr:`context` per side (see
+        :func:`build_processor`)."""
         if self.merge_px is None:
             return [self.plan.tiles[i] for i in indices]
         if support is not None:
-            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px, call_px=self.call_px)
+            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px,
+                                call_px=self.call_px if self.window_px is None else self.window_px,
+                                context=self.context)
         return merge_tiles(self.plan, indices, max_window_px=self.merge_px)
 
     @functools.cached_property
@@ -184,6 +186,21 @@ def build_processor(*, engine: Engine, height: int, width: int, tile: int, merge
     plan = plan_tiles(height, width, tile=tile, pad=engine.descriptor.receptive_radius)
     tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=mask_every, threshold=fg_threshold,
                           feather_px=feather_px, carry=mask_carry)
-    return FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=bg, batch=batch, full_frame=full_frame,
-                          mask_lookahead=mask_lookahead, merge_px=merge_px,
-                          call_px=call_cost_px(engine) if packs(engine) else CALL_PX)
+    proc = FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=bg, batch=batch, full_frame=full_frame,
+                          mask_lookahead=mask_lookahead, merge_px=merge_px)
+    if packs(engine):
+        # windows share calls (vidsr.sr.pack_windows): one more window costs its context and a share
+        # of a call, and a trimming network computes about half the context at a canvas's ends
+        proc.call_px = call_cost_px(engine)
+        proc.window_px = round(proc.call_px * PACKED_WINDOW_SHARE)
+        proc.context = plan.pad / 2 if engine.trims else None
+    return proc
+
+
+PACKED_WINDOW_SHARE = 0.25
+"""What the planner charges for one more window when windows are packed into shared calls, as a share
+of the network's call cost (:func:`vidsr.sr.call_cost_px`), with half the context. Against a whole call
+and all the context per window (quiet 2-core Xeon, 16 frames, one thread, compact-x2-lite,
+benchmarks/partial_sr.py): SR pixels over the subject 1.42 -> 1.27 (dragonfly pan 640x272), 1.36 ->
+1.20 (vtest 640x272), 1.14 -> 1.11 (sample 960x540) for an SR stage 11 % slower on the dragonfly's
+small subject (more, smaller calls) and within 2 % on the other two."""

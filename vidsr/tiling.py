@@ -10,6 +10,7 @@ at least the network's receptive radius, tiled SR equals whole-frame SR.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -186,6 +187,14 @@ def plan_cell(height: int, width: int) -> int:
 def _occupied(support: np.ndarray, cell: int) -> np.ndarray:
     """(ceil(H/cell), ceil(W/cell)) bool: cells holding any support."""
     h, w = support.shape
+    if support.dtype in (np.uint8, np.bool_) and cell in (1, 2, 4, 8) and w % cell == 0 and support.flags.c_contiguous:
+        # (H, W / cell): a cell's row of pixels in one word, non-zero where any of its bytes is
+        words = support.view(np.uint8).view(f"<u{cell}")
+        whole = h - h % cell
+        cells = np.bitwise_or.reduce(words[:whole].reshape(whole // cell, cell, w // cell), axis=1)
+        if whole < h:
+            cells = np.vstack((cells, np.bitwise_or.reduce(words[whole:], axis=0, keepdims=True)))
+        return cells != 0
     hc, wc = -(-h // cell), -(-w // cell)
     padded = np.zeros((hc * cell, wc * cell), np.uint8)
     padded[:h, :w] = support > 0
@@ -199,15 +208,116 @@ def _gap(rows_px: int, pad: float, call_px: int, cell: int) -> int:
     return int((2 * pad + call_px / (rows_px + 2 * pad)) // cell)
 
 
-def _runs(occ: np.ndarray, gap: int) -> list[tuple[int, int]]:
-    """[c0, c1) cell runs of the 1-D ``occ``, joined across gaps of at most ``gap`` cells."""
-    cols = np.flatnonzero(occ)
-    if cols.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(cols) > gap + 1)
-    starts = np.concatenate(([cols[0]], cols[breaks + 1]))
-    ends = np.concatenate((cols[breaks], [cols[-1]])) + 1
-    return list(zip(starts.tolist(), ends.tolist()))
+@dataclass(frozen=True)
+class _Heights:
+    """What bands of each height k = 1..kmax (the last axis) pay, for one frame height and setting."""
+
+    rows_px: np.ndarray  # (kmax,) k * cell
+    near: np.ndarray  # ((hc + 1) * kmax,) by band number: half the :func:`_gap` the costs close (2 * near + 1 wide)
+    widest: np.ndarray  # (kmax,) the widest core a window of the band may have, in px
+    above: np.ndarray  # (hc + 1, kmax) inf for the bands [b - k, b) that start above the frame, else 0
+
+
+@functools.lru_cache(maxsize=64)
+def _heights(hc: int, kmax: int, *, cell: int, pad: int, max_window_px: int, call_px: float,
+             context: float) -> _Heights:
+    """:class:`_Heights` for ``hc`` cell rows, cached: the planner meets the same few settings every frame."""
+    rows_px = np.arange(1, kmax + 1) * cell
+    gap = np.array([_gap(r, context, call_px, cell) for r in rows_px.tolist()])
+    near = np.tile(np.where(gap >= 2, gap // 2, 0), hc + 1)
+    widest = np.maximum(1, max_window_px // (rows_px + 2 * pad) - 2 * pad)
+    above = np.where(np.arange(hc + 1)[:, None] < rows_px // cell, np.inf, 0.0)
+    for a in (rows_px, near, widest, above):
+        a.flags.writeable = False  # shared between calls
+    return _Heights(rows_px=rows_px, near=near, widest=widest, above=above)
+
+
+def _reach(occ: np.ndarray, kmax: int) -> np.ndarray:
+    """(hc, wc + 2) int: how many cell rows a band starting at each row needs to hold support in each
+    column (the band of rows [a, a + k) does in column j where ``reach[a, j + 1] <= k``), ``kmax + 1``
+    where no band of up to ``kmax`` rows does, and in an extra column at either side."""
+    hc, wc = occ.shape
+    dtype = np.int16 if hc + kmax < 1 << 14 else np.int32
+    rows = np.arange(hc, dtype=dtype)[:, None]
+    below = np.full((hc, wc + 2), hc + kmax, dtype)  # the first occupied row at or below
+    np.copyto(below[:, 1:-1], rows, where=occ)
+    np.minimum.accumulate(below[::-1], axis=0, out=below[::-1])
+    below -= rows - 1
+    return np.minimum(below, kmax + 1, out=below)
+
+
+def _band_runs(reach: np.ndarray, kmax: int, *, hc: int, top: int,
+               left: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of support cells of every band of up to ``kmax`` cell rows inside the frame (``hc``
+    rows), found without drawing the bands: (band, first column, last column) by band, then column;
+    the band of rows [b - k, b) is number ``b * kmax + k - 1``. ``reach``: :func:`_reach` of the
+    cells from row ``top`` and column ``left`` on, with all the support.
+
+    Column j starts a run in the bands from row a of the heights ``reach[a, j] <= k < reach[a, j - 1]``
+    and ends one in those with ``reach[a, j] <= k < reach[a, j + 1]``."""
+    step = np.diff(reach, axis=1)  # (rows, cols + 1): a start where it falls, an end where it rises
+    sites = np.flatnonzero(step)
+    rise = step.ravel()[sites].astype(np.int64)
+    a, c = np.divmod(sites, step.shape[1])
+    own = reach.ravel()[sites + a] + np.minimum(rise, 0)  # the reach of the start or end column
+    a += top
+    end = rise > 0
+    count = np.maximum(0, np.minimum(np.abs(rise), hc + 1 - a - own))  # k from own while k < reach beside it
+    # band numbers, ends after all starts: (end * (hc + 1) + a + k) * kmax + k - 1 for own <= k < own + count
+    offset = np.cumsum(count) - count
+    key = np.repeat((end * (hc + 1) + a) * kmax - 1 + (own - offset) * (kmax + 1), count)
+    key += np.arange(key.size) * (kmax + 1)
+    order = np.argsort(key.astype(np.uint16) if (2 * hc + 2) * kmax <= 1 << 16 else key, kind="stable")
+    cols = np.repeat(c - end + left, count)[order]
+    n = key.size // 2  # as many ends as starts
+    return key[order[:n]], cols[:n], cols[n:]
+
+
+def _band_costs(band: np.ndarray, c0: np.ndarray, c1: np.ndarray, *, hc: int, wc: int, cell: int,
+                context: float, call_px: float, heights: _Heights) -> np.ndarray:
+    """(hc + 1, kmax) float: cost[b, k - 1], what the windows of the band of cell rows [b - k, b) cost
+    (:func:`plan_windows`; inf above the frame), from its runs (:func:`_band_runs`).
+
+    The costs count the runs of each band joined across gaps of up to ``2 * near`` cells, and the
+    first and last grown to the frame's edge across up to ``near`` cells (as a morphological closing
+    of width ``2 * near + 1`` along the band does)."""
+    kmax = heights.rows_px.size
+    near = heights.near[band]
+    first, last = np.ones(band.size, bool), np.ones(band.size, bool)
+    np.not_equal(band[1:], band[:-1], out=first[1:])
+    last[:-1] = first[1:]
+    gap = np.zeros_like(c0)
+    np.subtract(c0[1:], c1[:-1] + 1, out=gap[1:])
+    joined = (gap <= 2 * near) & ~first
+    lead, trail = c0, wc - 1 - c1
+    filled = gap * joined + lead * (first & (lead <= near)) + trail * (last & (trail <= near))
+    n = (hc + 1) * kmax
+    cells = np.bincount(band, weights=c1 - c0 + 1 + filled, minlength=n).astype(np.int64).reshape(hc + 1, kmax)
+    runs = np.bincount(band, weights=~joined, minlength=n).astype(np.int64).reshape(hc + 1, kmax)
+    windows = np.maximum(runs, -(-(cells * cell) // heights.widest))
+    cost = (heights.rows_px + 2 * context) * (cells * cell + windows * 2 * context) + windows * call_px
+    return cost + heights.above
+
+
+def _cheapest_bands(cost: np.ndarray, *, empty: int) -> list[tuple[int, int]]:
+    """Bands [a, b) of cell rows, top to bottom, covering all ``hc`` rows at the least total ``cost``
+    ((hc + 1, kmax), :func:`_band_costs`); of equal totals, the lowest band is the shortest. The first
+    ``empty`` rows hold no support: bands of one row there (they cost nothing)."""
+    hc, kmax = cost.shape[0] - 1, cost.shape[1]
+    best = np.full(hc + 1 + kmax, np.inf)  # best[hc - b]: the least total of rows [0, b)
+    best[hc - empty:hc + 1] = 0.0
+    total = np.empty(kmax)
+    choice = [1] * (hc + 1)
+    for b in range(empty + 1, hc + 1):
+        np.add(best[hc - b + 1:hc - b + 1 + kmax], cost[b], out=total)  # the last band k = 1..kmax rows
+        k = int(total.argmin())
+        best[hc - b], choice[b] = total[k], k + 1
+    bands = []
+    b = hc
+    while b > 0:
+        bands.append((b - choice[b], b))
+        b -= choice[b]
+    return bands[::-1]
 
 
 def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int | None = None,
@@ -243,60 +353,62 @@ def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int
     cell = cell or plan_cell(h, w)
     ctx = pad if context is None else context
     occ = _occupied(support, cell)
-    if not occ.any():
+    left, first, width, height = cv2.boundingRect(occ.view(np.uint8))  # the occupied cells' columns and rows
+    if width == 0:
         return []
     hc, wc = occ.shape
-    cum = np.vstack((np.zeros((1, wc), np.int32), np.cumsum(occ, axis=0, dtype=np.int32)))
     # bands up to 256 rows: taller ones save little context and lose the cache
     kmax = max(1, min(hc, 256 // cell, (int(max_window_px ** 0.5) - 2 * pad) // cell))
-    cost = np.full((kmax, hc), np.inf)  # cost[k - 1, a]: the band of cell rows [a, a + k)
-    for k in range(1, kmax + 1):
-        rows_px = k * cell
-        band = (cum[k:] - cum[:-k]) > 0  # (hc - k + 1, wc)
-        g = _gap(rows_px, ctx, call_px, cell)
-        if g >= 2:  # join runs across gaps of up to g cells (a closing along the rows)
-            m = g // 2
-            band = cv2.morphologyEx(band.view(np.uint8), cv2.MORPH_CLOSE, np.ones((1, 2 * m + 1), np.uint8)) > 0
-        cells = band.sum(axis=1)
-        runs = band[:, 0].astype(np.int64) + (band[:, 1:] & ~band[:, :-1]).sum(axis=1)
-        widest = max(1, max_window_px // (rows_px + 2 * pad) - 2 * pad)
-        windows = np.maximum(runs, -(-(cells * cell) // widest))
-        cost[k - 1, :hc - k + 1] = (rows_px + 2 * ctx) * (cells * cell + windows * 2 * ctx) + windows * call_px
-    best = np.zeros(hc + 1)
-    choice = np.zeros(hc + 1, np.int64)
-    for b in range(1, hc + 1):
-        ks = np.arange(1, min(kmax, b) + 1)
-        c = best[b - ks] + cost[ks - 1, b - ks]
-        i = int(np.argmin(c))
-        best[b], choice[b] = c[i], ks[i]
+    heights = _heights(hc, kmax, cell=cell, pad=pad, max_window_px=max_window_px, call_px=call_px, context=ctx)
+    # the bands holding support start at most kmax - 1 rows above it
+    top = max(0, first - kmax + 1)
+    reach = _reach(occ[top:first + height, left:left + width], kmax)
+    band, c0, c1 = _band_runs(reach, kmax, hc=hc, top=top, left=left)
+    cost = _band_costs(band, c0, c1, hc=hc, wc=wc, cell=cell, context=ctx, call_px=call_px, heights=heights)
+    bands = _cheapest_bands(cost, empty=first)
+    ids = np.array([b * kmax + b - a - 1 for a, b in bands])
+    starts, stops = np.searchsorted(band, ids).tolist(), np.searchsorted(band, ids + 1).tolist()
+    if support.dtype not in (np.uint8, np.bool_):
+        support = support != 0
+    mask = support.view(np.uint8)
     out: list[Tile] = []
-    b = hc
-    while b > 0:
-        k = int(choice[b])
-        out.extend(_band_windows(support, occ, b - k, b, pad=pad, max_window_px=max_window_px,
-                                 call_px=call_px, cell=cell, context=ctx))
-        b -= k
-    return out[::-1]
+    for (a, b), i, j in zip(bands, starts, stops):
+        if i < j:
+            gap = _gap(min(h, b * cell) - a * cell, ctx, call_px, cell)  # the last band may be cut short
+            runs = _join(c0[i:j].tolist(), c1[i:j].tolist(), gap)
+            out.extend(_band_windows(mask, runs, a, b, pad=pad, max_window_px=max_window_px, cell=cell)[::-1])
+    return out
 
 
-def _band_windows(support: np.ndarray, occ: np.ndarray, a: int, b: int, *, pad: int, max_window_px: int,
-                  call_px: int, cell: int, context: float) -> list[Tile]:
-    """The windows of the band of cell rows [a, b) (see :func:`plan_windows`)."""
-    h, w = support.shape
+def _join(c0: list[int], c1: list[int], gap: int) -> list[tuple[int, int]]:
+    """[c0, c1) cell runs from runs with first and last cells ``c0``, ``c1`` (in order), joined across gaps
+    of at most ``gap`` cells."""
+    runs = [[c0[0], c1[0] + 1]]
+    for s, e in zip(c0[1:], c1[1:]):
+        if s - runs[-1][1] <= gap:
+            runs[-1][1] = e + 1
+        else:
+            runs.append([s, e + 1])
+    return [(s, e) for s, e in runs]
+
+
+def _band_windows(mask: np.ndarray, runs: list[tuple[int, int]], a: int, b: int, *, pad: int,
+                  max_window_px: int, cell: int) -> list[Tile]:
+    """The windows of the band of cell rows [a, b) (see :func:`plan_windows`): its ``runs`` of cell
+    columns split to fit ``max_window_px``, each core shrunk to the support (``mask``, (H, W) uint8)."""
+    h, w = mask.shape
     y0, y1 = a * cell, min(h, b * cell)
     widest = max(cell, max_window_px // (y1 - y0 + 2 * pad) - 2 * pad)
     out = []
-    for c0, c1 in _runs(occ[a:b].any(axis=0), _gap(y1 - y0, context, call_px, cell)):
+    for c0, c1 in runs:
         x0, x1 = c0 * cell, min(w, c1 * cell)
         n = -(-(x1 - x0) // widest)
         step = -(-(x1 - x0) // n)
         for s0 in range(x0, x1, step):
-            sub = support[y0:y1, s0:min(x1, s0 + step)]
-            rows, cols = np.flatnonzero(sub.any(axis=1)), np.flatnonzero(sub.any(axis=0))
-            if rows.size == 0:
+            bx, by, bw, bh = cv2.boundingRect(mask[y0:y1, s0:min(x1, s0 + step)])
+            if bw == 0:
                 continue
-            ty0, tx0 = y0 + int(rows[0]), s0 + int(cols[0])
-            ty1, tx1 = y0 + int(rows[-1]) + 1, s0 + int(cols[-1]) + 1
+            ty0, tx0, ty1, tx1 = y0 + by, s0 + bx, y0 + by + bh, s0 + bx + bw
             out.append(Tile(y0=ty0, x0=tx0, y1=ty1, x1=tx1, wy=max(0, ty0 - pad), wx=max(0, tx0 - pad),
                             wy1=min(h, ty1 + pad), wx1=min(w, tx1 + pad)))
     return out

@@ -3,6 +3,7 @@ working size."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,9 +47,12 @@ class MaskFrame:
     cut: bool
     threshold: float | None = None
 
-    @property
+    @functools.cached_property
     def fg_fraction(self) -> float:
-        return float(self.binary.mean())
+        """Share of the binary mask that is on (computed once per mask frame)."""
+        b = self.binary
+        # a count over the size is the mean, correctly rounded alike, without a float pass
+        return float(np.count_nonzero(b) / b.size) if b.dtype == bool else float(b.mean())
 
 
 @dataclass

@@ -7,6 +7,8 @@ subject of a shallow depth-of-field shot); :class:`FocusEstimator` is it as a ``
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -80,7 +82,9 @@ class ConstantEstimator:
 
 def otsu_threshold(score: np.ndarray) -> float:
     """Otsu threshold of a [0, 1] map."""
-    u8 = np.clip(score * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    u = score * 255.0
+    u += 0.5
+    u8 = np.clip(u, 0, 255, out=u).astype(np.uint8)
     t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return float(t) / 255.0
 
@@ -92,7 +96,9 @@ def clean_mask(binary: np.ndarray, *, min_area: float, close_px: int) -> np.ndar
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * close_px + 1, 2 * close_px + 1))
         m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k)
         m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    # 16-bit labels (half the memory traffic) whenever every possible blob gets its own label
+    few = ((m.shape[0] + 1) // 2) * ((m.shape[1] + 1) // 2) < 65535
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=cv2.CV_16U if few else cv2.CV_32S)
     for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_area * m.size) + 1:
         x, y, w, h = stats[i, :4]  # a small blob: clear it inside its own box
         box = m[y:y + h, x:x + w]
@@ -102,6 +108,41 @@ def clean_mask(binary: np.ndarray, *, min_area: float, close_px: int) -> np.ndar
     outside[1:-1, 1:-1] = m
     cv2.floodFill(outside, None, (0, 0), 2, flags=4)
     return outside[1:-1, 1:-1] != 2
+
+
+def _ramp_of(d2: np.ndarray, r: float) -> np.ndarray:
+    """The ramp of radius ``r`` at squared edge distances ``d2`` (float32 whole numbers), in place."""
+    t = np.sqrt(d2, out=d2)
+    t -= 0.5
+    t *= -0.5 / r
+    t += 1.0
+    np.clip(t, 0.0, 1.0, out=t)  # 1 - edge distance / (2 r), clipped
+    w = np.multiply(t, 2.0)
+    np.subtract(3.0, w, out=w)
+    np.multiply(t, t, out=t)
+    t *= w  # t * t * (3 - 2 t)
+    return t
+
+
+@functools.lru_cache(maxsize=8)
+def _ramp_table(r: float) -> np.ndarray | None:
+    """:func:`_ramp_of` for squared distances 0..255, when the ramp is 0 from 255 on (r up to 7.7)."""
+    table = _ramp_of(np.arange(256, dtype=np.float32), r)
+    table.flags.writeable = False
+    return table if table[255] == 0.0 else None
+
+
+def _ramp(m: np.ndarray, r: float) -> np.ndarray:
+    """:func:`feather`'s alpha before resizing for a (h, w) uint8 0/1 mask ``m`` with pixels both on
+    and off: 1 on the mask, the smoothstep ramp of radius ``r`` around it."""
+    # distance of each outside pixel's centre from the nearest mask pixel's centre; the edge is 0.5 px out
+    t = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # exact distances are roots of whole numbers; OpenCV's last bit depends on buffer alignment
+    np.multiply(t, t, out=t)
+    table = _ramp_table(r)
+    if table is not None:  # rounded to whole numbers (saturating at 255) and looked up
+        return cv2.LUT(cv2.convertScaleAbs(t), table)
+    return _ramp_of(np.rint(t, out=t), r)
 
 
 def feather(binary: np.ndarray, *, radius_px: float, size: tuple[int, int]) -> np.ndarray:
@@ -117,23 +158,29 @@ def feather(binary: np.ndarray, *, radius_px: float, size: tuple[int, int]) -> n
     m = binary.astype(np.uint8)
     r = float(radius_px)
     if r > 0 and m.any() and not m.all():
-        # distance of each outside pixel's centre from the nearest mask pixel's centre; the edge is 0.5 px out
-        t = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        # exact distances are roots of whole numbers; OpenCV's last bit depends on buffer alignment
-        np.multiply(t, t, out=t)
-        np.rint(t, out=t)
-        np.sqrt(t, out=t)
-        t -= 0.5
-        t *= -0.5 / r
-        t += 1.0
-        np.clip(t, 0.0, 1.0, out=t)  # 1 - edge distance / (2 r), clipped
-        a = t * t * (3.0 - 2.0 * t)
+        # the ramp is 0 from 2 r + 0.5 px out: work on the mask's box grown by more than that
+        x, y, bw, bh = cv2.boundingRect(m)
+        reach = math.ceil(2 * r) + 1
+        y0, x0 = max(0, y - reach), max(0, x - reach)
+        y1, x1 = min(m.shape[0], y + bh + reach), min(m.shape[1], x + bw + reach)
+        if (y1 - y0, x1 - x0) == m.shape:
+            a = _ramp(m, r)
+        else:
+            a = np.zeros(m.shape, np.float32)
+            a[y0:y1, x0:x1] = _ramp(m[y0:y1, x0:x1], r)
     else:
+        y0, x0, (y1, x1) = 0, 0, m.shape
         a = m.astype(np.float32)
     if a.shape != size:
         a = cv2.resize(a, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    a[a < 1e-3] = 0.0
-    a[a > 1 - 1e-3] = 1.0
+        # a resize of zeros stays 0: snap only where the box lands (each output reads 2 px each way)
+        sy, sx = size[0] / m.shape[0], size[1] / m.shape[1]
+        py, px = math.ceil(sy) + 1, math.ceil(sx) + 1
+        y0, x0 = max(0, math.floor(y0 * sy) - py), max(0, math.floor(x0 * sx) - px)
+        y1, x1 = math.ceil(y1 * sy) + py, math.ceil(x1 * sx) + px
+    box = a[y0:y1, x0:x1]
+    box[box < 1e-3] = 0.0
+    box[box > 1 - 1e-3] = 1.0
     return a
 
 
