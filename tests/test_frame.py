@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import torch
@@ -59,10 +61,7 @@ def test_packed_plan_covers_the_subject_once_and_equals_whole_frame_sr():
     for t in res.windows:
         cover[t.y0:t.y1, t.x0:t.x1] += 1
     assert cover.max() == 1 and cover[support > 0].min() == 1
-    whole_call = dict(call_px=proc.call_px, window_px=None, context=None)
-    wide = build_processor(engine=engine, height=h, width=w, tile=16, merge_px=4000)
-    for k, v in whole_call.items():
-        setattr(wide, k, v)
+    wide = dataclasses.replace(proc, window_px=proc.call_px, context=None)  # a whole call per window
     wide_windows = wide.windows([], support)
     assert sum(t.core_pixels for t in res.windows) < 0.95 * sum(t.core_pixels for t in wide_windows)
     a = cv2.resize(alpha, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)[..., None]

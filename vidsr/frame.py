@@ -46,7 +46,7 @@ class FrameProcessor:
     mask_lookahead: int = 1
     merge_px: int | None = None  # merge selected tiles into windows of at most this many LR pixels
     call_px: int = CALL_PX  # one more engine call, in window pixels (build_processor: vidsr.sr.call_cost_px)
-    window_px: int | None = None  # what the planner charges per window (None: call_px)
+    window_px: int = CALL_PX  # what the planner charges per window
     context: float | None = None  # context per side the planner charges (None: the receptive radius)
     retired_passes: int = 0  # estimator passes and cuts of trackers replaced by fresh ones (resume segments)
     retired_cuts: int = 0
@@ -66,8 +66,7 @@ class FrameProcessor:
         if self.merge_px is None:
             return [self.plan.tiles[i] for i in indices]
         if support is not None:
-            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px,
-                                call_px=self.call_px if self.window_px is None else self.window_px,
+            return plan_windows(support, pad=self.plan.pad, max_window_px=self.merge_px, call_px=self.window_px,
                                 context=self.context)
         return merge_tiles(self.plan, indices, max_window_px=self.merge_px)
 
@@ -186,15 +185,16 @@ def build_processor(*, engine: Engine, height: int, width: int, tile: int, merge
     plan = plan_tiles(height, width, tile=tile, pad=engine.descriptor.receptive_radius)
     tracker = MaskTracker(estimator=estimator or FocusEstimator(), every=mask_every, threshold=fg_threshold,
                           feather_px=feather_px, carry=mask_carry)
-    proc = FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=bg, batch=batch, full_frame=full_frame,
-                          mask_lookahead=mask_lookahead, merge_px=merge_px)
+    call_px, window_px, context = CALL_PX, CALL_PX, None
     if packs(engine):
         # windows share calls (vidsr.sr.pack_windows): one more window costs its context and a share
         # of a call, and a trimming network computes about half the context at a canvas's ends
-        proc.call_px = call_cost_px(engine)
-        proc.window_px = round(proc.call_px * PACKED_WINDOW_SHARE)
-        proc.context = plan.pad / 2 if engine.trims else None
-    return proc
+        call_px = call_cost_px(engine)
+        window_px = round(call_px * PACKED_WINDOW_SHARE)
+        context = plan.pad / 2 if engine.trims else None
+    return FrameProcessor(engine=engine, plan=plan, tracker=tracker, bg=bg, batch=batch, full_frame=full_frame,
+                          mask_lookahead=mask_lookahead, merge_px=merge_px, call_px=call_px, window_px=window_px,
+                          context=context)
 
 
 PACKED_WINDOW_SHARE = 0.25
