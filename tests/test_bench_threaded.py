@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from media import make_video
@@ -30,8 +31,12 @@ def test_threaded_bench_accounts_for_every_thread(tmp_path, tiny_ckpt):
         for t in m["threads"].values():
             assert t["busy"] >= -1e-6 and t["busy"] + t["get_wait"] + t["put_wait"] <= m["seconds"] * 1.05 + 0.01
         assert m["critical_path"] in m["roles"] and m["critical_path"] != "sr-loop"
+        assert m["cpu_ms_per_frame"] == pytest.approx(m["cores_used"] * m["seconds"] * 1000 / m["frames"])
     c = report["comparisons"]["torch"]
     assert c["partial_over_full_wall"] > 0 and len(c["per_run"]) == 2
+    runs = [report["results"][f"{mode}/torch"]["median"] for mode in ("partial", "full")]
+    assert len(c["cpu_per_run"]) == 2 and min(c["cpu_per_run"]) <= c["partial_over_full_cpu"] <= max(c["cpu_per_run"])
+    assert "CPU time a frame" in r.output and f"{runs[0]['cpu_ms_per_frame']:.1f}" in r.output
     assert "critical path" in r.output
     r = CliRunner().invoke(main, ["bench", str(src), "--threaded", "--sweep-fg", "--model", str(tiny_ckpt)])
     assert r.exit_code != 0 and "--threaded" in r.output

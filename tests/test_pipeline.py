@@ -160,40 +160,43 @@ def test_a_failing_mask_stage_fails_the_run_without_output(tmp_path, tiny_ckpt):
 
 def test_frames_upscaled_in_parallel_equal_one_at_a_time(tmp_path, tiny_ckpt, monkeypatch):
     """Frame workers: the same frames, pts, audio and pixels as the serial loop, each frame SR'd
-    in a pool thread with its share of torch's threads (restored after the run)."""
+    in a pool thread with its share of torch's and OpenCV's threads (both restored after the run)."""
     import threading
 
+    import cv2
     import torch
 
     import vidsr.frame as frame
+    from vidsr.platform import torch_threads
 
     src = make_video(tmp_path / "in.mp4", frames=11, width=64, height=48, fps=24, audio=True)
-    seen: list[tuple[str, int]] = []
+    seen: list[tuple[str, int, int]] = []
     real = frame.FrameProcessor.process
 
     def process(self, image, timings, mask=None):
-        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        seen.append((threading.current_thread().name, torch.get_num_threads(), cv2.getNumThreads()))
         return real(self, image, timings, mask)
 
     monkeypatch.setattr(frame.FrameProcessor, "process", process)
-    threads_before = torch.get_num_threads()
     runs = {}
-    for workers in (1, 3):
-        seen.clear()
-        out = tmp_path / f"out{workers}.mkv"
-        cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=workers,
-                            encode=EncodeOptions(codec="ffv1"))
-        report = upscale_video(src, out, config=cfg)
-        assert report.frames == 11
-        runs[workers] = (read_video(out), list(seen))
+    with torch_threads(6):  # as on a 6-core machine
+        threads_before, cv2_before = torch.get_num_threads(), cv2.getNumThreads()
+        for workers in (1, 3):
+            seen.clear()
+            out = tmp_path / f"out{workers}.mkv"
+            cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=workers,
+                                encode=EncodeOptions(codec="ffv1"))
+            report = upscale_video(src, out, config=cfg)
+            assert report.frames == 11
+            runs[workers] = (read_video(out), list(seen))
+            assert torch.get_num_threads() == threads_before and cv2.getNumThreads() == cv2_before
     (frames1, pts1, facts1), serial = runs[1]
     (frames3, pts3, facts3), pooled = runs[3]
     assert pts3 == pts1 and facts3["audio"] == facts1["audio"] and facts3["duration"] == facts1["duration"]
     assert all(np.array_equal(a, b) for a, b in zip(frames1, frames3)) and len(frames3) == 11
-    assert {name for name, _ in serial} == {"MainThread"}
-    assert all(name.startswith("vidsr-sr") for name, _ in pooled)
-    assert {n for _, n in pooled} == {max(1, threads_before // 3)}
-    assert torch.get_num_threads() == threads_before
+    assert {name for name, _, _ in serial} == {"MainThread"}
+    assert all(name.startswith("vidsr-sr") for name, _, _ in pooled)
+    assert {(t, c) for _, t, c in serial} == {(6, 6)} and {(t, c) for _, t, c in pooled} == {(2, 2)}
 
 
 def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt, monkeypatch):

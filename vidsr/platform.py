@@ -100,6 +100,27 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def frame_threads(workers: int) -> Iterator[None]:
+    """torch's and OpenCV's threads for a pipeline that upscales ``workers`` frames at once: each
+    gets :func:`threads_per_frame`, for the block (both settings are process-wide).
+
+    OpenCV's own pool (all cores) ran beside the SR workers and the mask thread, which already fill
+    the cores: with two workers on two cores, OpenCV on one thread took 7-10 % less CPU per frame of
+    partial SR and up to 7 % less in full-frame mode (benchmarks/README.md, "OpenCV threads"). One
+    worker keeps all the cores for both."""
+    import cv2
+
+    n = threads_per_frame(workers)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        with torch_threads(n):
+            yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 # -------------------------------------------------------------------------------- malloc
 # Keep the CPU engine's large activations in the heap between network calls.
 #

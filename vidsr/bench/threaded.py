@@ -11,7 +11,10 @@ path: throughput cannot beat its busy time per frame. SR pool workers share one 
 (``sr-workers``), whose share is their summed work over ``workers`` x the run, and whose CPU time
 over that work says how much of it they actually had a core (on a shared or oversubscribed
 machine, little: then the CPU itself is the bottleneck, and ``cores_used``, the process's CPU
-seconds over the wall time, says how much of the machine the run got).
+seconds over the wall time, says how much of the machine the run got). The process's CPU time per
+frame (all its threads, x264's and OpenMP's included) is what partial SR saves once the cores are
+full; unlike wall time it does not grow when other jobs share the machine, so partial over full is
+reported for both.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def _one(input_path: Path, out: Path, config: UpscaleConfig, engine) -> dict:
     cpu = time.process_time() - cpu0
     roles = thread_roles(report, workers)
     return {"seconds": report.seconds, "frames": report.frames, "fps": report.fps, "workers": workers,
-            "cores_used": cpu / report.seconds, "sr_fraction": report.sr_fraction,
+            "cores_used": cpu / report.seconds, "cpu_ms_per_frame": cpu * 1000 / max(1, report.frames), "sr_fraction": report.sr_fraction,
             "fg_fraction": report.fg_fraction_sum / max(1, report.frames),
             "stages_ms_per_frame": {k: v * 1000 / max(1, report.frames) for k, v in report.stages.items()},
             "roles": roles, "critical_path": critical_path(roles), "threads": report.threads}
@@ -123,7 +126,9 @@ def run_threaded(input_path: Path | None, *, config: BenchConfig, frame_workers:
         p, f = results.get(f"partial/{b}"), results.get(f"full/{b}")
         if p and f:  # per repetition, partial and full ran back to back
             ratios = [a["seconds"] / c["seconds"] for a, c in zip(p, f)]
-            comparisons[b] = {"partial_over_full_wall": statistics.median(ratios), "per_run": ratios}
+            cpu = [a["cpu_ms_per_frame"] / c["cpu_ms_per_frame"] for a, c in zip(p, f)]
+            comparisons[b] = {"partial_over_full_wall": statistics.median(ratios), "per_run": ratios,
+                              "partial_over_full_cpu": statistics.median(cpu), "cpu_per_run": cpu}
     return {"mode": "threaded", "input": source, "input_size": [info.width, info.height], "scale": config.scale,
             "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "encode"},
             "frame_workers": frame_workers, "machine": machine_info(), "results": summary,
@@ -134,20 +139,23 @@ def to_markdown(report: dict) -> str:
     """Tables of a threaded report: wall and fps, per-role busy share, and the critical path."""
     w, h = report["input_size"]
     lines = [f"# vidsr bench --threaded: {report['input']} {w}x{h}, x{report['scale']}", "",
-             "| config | median s | fps | cores used | SR px | critical path | SR workers on a core | " +
+             "| config | median s | fps | cores used | CPU ms a frame | SR px | critical path | SR workers on a core | " +
              " | ".join(f"{r} busy %" for r in ("decode", "mask", "sr-loop", "sr-workers", "encode")) + " |",
-             "|---" * 12 + "|"]
+             "|---" * 13 + "|"]
     for name, s in report["results"].items():
         m = s["median"]
         shares = " | ".join(f"{m['roles'][r]['share']:.0%}" if r in m["roles"] else "-"
                             for r in ("decode", "mask", "sr-loop", "sr-workers", "encode"))
         on_cpu = m["roles"].get("sr-workers", {}).get("on_cpu")
         lines.append(f"| {name} | {m['seconds']:.2f} | {m['fps']:.1f} | {m['cores_used']:.2f} | "
+                     f"{m['cpu_ms_per_frame']:.1f} | "
                      f"{m['sr_fraction']:.0%} | {m['critical_path']} | "
                      f"{'-' if on_cpu is None else f'{on_cpu:.0%}'} | {shares} |")
     for b, c in report["comparisons"].items():
         lines.append(f"\n{b}: partial / full-frame wall time {c['partial_over_full_wall']:.2f} "
-                     f"(per run: {', '.join(f'{r:.2f}' for r in c['per_run'])})")
+                     f"(per run: {', '.join(f'{r:.2f}' for r in c['per_run'])}); "
+                     f"CPU time a frame {c['partial_over_full_cpu']:.2f} "
+                     f"(per run: {', '.join(f'{r:.2f}' for r in c['cpu_per_run'])})")
     for b, why in report["unavailable"].items():
         lines.append(f"\n{b}: unavailable: {why}")
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ from vidsr.cli.progress import logger
 @click.option("--sweep-fg", is_flag=True, help="Also time synthetic masks of 10..100% foreground.")
 @click.option("--threaded", is_flag=True,
               help="Time the threaded pipeline of vidsr upscale instead (whole INPUT, partial vs full frame, CPU): "
-                   "per-thread busy and wait time and the critical path.")
+                   "per-thread busy and wait time, the critical path and CPU time a frame.")
 @click.option("--frame-workers", type=click.IntRange(1, 64), default=None,
               help="With --threaded: frames upscaled at once [default: as vidsr upscale].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)

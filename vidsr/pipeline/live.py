@@ -45,7 +45,7 @@ from vidsr.pipeline.config import UpscaleConfig, UpscaleReport, frame_workers
 from vidsr.pipeline.deadline import DeadlineController
 from vidsr.pipeline.run import load_engine, processor_for
 from vidsr.pipeline.stages import END, Failure, count_frame, get, put
-from vidsr.platform import threads_per_frame, torch_threads
+from vidsr.platform import frame_threads
 from vidsr.sr import sr_tiles
 
 LATENCY_SAMPLES = 100_000
@@ -442,7 +442,7 @@ def upscale_live(source: str, output: str | Path, *, config: UpscaleConfig, opti
         control = DeadlineController(budget_s=1 / info.fps, tiles_total=len(proc.plan), workers=workers,
                                      target_s=options.target_s)
         if not proc.full_frame:
-            with torch_threads(threads_per_frame(workers)):
+            with frame_threads(workers):
                 control.prime(_tile_seconds(proc))
         s = config.scale
         report = LiveReport(input=live.source.label, output=output, in_size=(info.width, info.height),
@@ -465,12 +465,12 @@ def upscale_live(source: str, output: str | Path, *, config: UpscaleConfig, opti
                                    args=(proc, q_in, q_masked, halt, report.stages))
             enc = threading.Thread(target=_encode_worker, name="vidsr-live-encode", daemon=True,
                                    args=(writer, q_out, halt, failure, report, control, flush))
+            stack.enter_context(frame_threads(workers))
             for th in (dec, msk, enc):
                 th.start()
             try:
-                with torch_threads(threads_per_frame(workers)):
-                    _sr_loop(proc, q_masked, q_out, halt, report, control, on_frame, workers=workers,
-                             drop_late=options.drop_late)
+                _sr_loop(proc, q_masked, q_out, halt, report, control, on_frame, workers=workers,
+                         drop_late=options.drop_late)
                 put(q_out, END, halt)
             except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the frames done so far make the output
                 report.stopped = "interrupted" if type(e) is KeyboardInterrupt else "terminated"

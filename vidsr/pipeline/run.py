@@ -28,7 +28,7 @@ from vidsr.pipeline.config import FrameWindow, UpscaleConfig, UpscaleReport, fra
 from vidsr.pipeline.resume import ResumeJob, Segmenter, fingerprint
 from vidsr.pipeline.stages import (END, ThreadClock, TimedQueue, decode_worker, encode_worker, mask_worker,
                                    process_loop, put)
-from vidsr.platform import threads_per_frame, torch_threads
+from vidsr.platform import frame_threads
 from vidsr.checkpoint import resolve_model
 
 MASKED_QUEUE_BYTES = 512 << 20  # decoded frames the mask thread may keep ahead of SR
@@ -165,20 +165,20 @@ def _upscale(reader: Reader, output_path: Path, *, config: UpscaleConfig, estima
             enc = threading.Thread(target=encode_worker, name="vidsr-encode", daemon=True,
                                    args=(writers, q_out, stop, enc_failure, report.stages))
             threads = (dec, msk, enc)
-            for th in threads:
-                th.start()
-            try:
-                with torch_threads(threads_per_frame(workers)):
-                    process_loop(proc, q_masked, q_out, stop, report, on_frame, want_mask=mask_tmp is not None,
-                                  workers=workers)
-                put(q_out, END, stop)
-                enc.join()
-                if enc_failure:
-                    raise enc_failure[0]
-            finally:
-                stop.set()
+            with frame_threads(workers):
                 for th in threads:
-                    th.join()
+                    th.start()
+                try:
+                    process_loop(proc, q_masked, q_out, stop, report, on_frame, want_mask=mask_tmp is not None,
+                                 workers=workers)
+                    put(q_out, END, stop)
+                    enc.join()
+                    if enc_failure:
+                        raise enc_failure[0]
+                finally:
+                    stop.set()
+                    for th in threads:
+                        th.join()
         if report.frames == 0 and not report.resumed_frames:
             raise InputError(f"no video frames could be decoded from {input_path}")
         if config.strict and stats.damage:
