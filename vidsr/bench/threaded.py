@@ -76,7 +76,8 @@ def _one(input_path: Path, out: Path, config: UpscaleConfig, engine) -> dict:
     cpu = time.process_time() - cpu0
     roles = thread_roles(report, workers)
     return {"seconds": report.seconds, "frames": report.frames, "fps": report.fps, "workers": workers,
-            "cores_used": cpu / report.seconds, "cpu_ms_per_frame": cpu * 1000 / max(1, report.frames), "sr_fraction": report.sr_fraction,
+            "cores_used": cpu / report.seconds, "cpu_ms_per_frame": cpu * 1000 / max(1, report.frames),
+            "sr_fraction": report.sr_fraction,
             "fg_fraction": report.fg_fraction_sum / max(1, report.frames),
             "stages_ms_per_frame": {k: v * 1000 / max(1, report.frames) for k, v in report.stages.items()},
             "roles": roles, "critical_path": critical_path(roles), "threads": report.threads}
@@ -139,7 +140,8 @@ def to_markdown(report: dict) -> str:
     """Tables of a threaded report: wall and fps, per-role busy share, and the critical path."""
     w, h = report["input_size"]
     lines = [f"# vidsr bench --threaded: {report['input']} {w}x{h}, x{report['scale']}", "",
-             "| config | median s | fps | cores used | CPU ms a frame | SR px | critical path | SR workers on a core | " +
+             "| config | median s | fps | cores used | CPU ms a frame | SR px | critical path | "
+             "SR workers on a core | " +
              " | ".join(f"{r} busy %" for r in ("decode", "mask", "sr-loop", "sr-workers", "encode")) + " |",
              "|---" * 13 + "|"]
     for name, s in report["results"].items():
