@@ -376,6 +376,8 @@ def plan_windows(support: np.ndarray, *, pad: int, max_window_px: int, cell: int
         if i < j:
             gap = _gap(min(h, b * cell) - a * cell, ctx, call_px, cell)  # the last band may be cut short
             runs = _join(c0[i:j].tolist(), c1[i:j].tolist(), gap)
+            # right to left within a band: the order this planner has always returned (vidsr.sr.pack_windows
+            # keeps it for windows of the same top-left corner and height)
             out.extend(_band_windows(mask, runs, a, b, pad=pad, max_window_px=max_window_px, cell=cell)[::-1])
     return out
 
