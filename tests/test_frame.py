@@ -68,3 +68,30 @@ def test_packed_plan_covers_the_subject_once_and_equals_whole_frame_sr():
     bg = upscale_background(img, scale=2).astype(np.float64)
     expected = bg + a * (sr_whole(engine, img).astype(np.float64) - bg)
     assert np.abs(res.image.astype(np.float64) - expected).max() <= 1.0
+
+
+def test_a_subject_filling_the_frame_runs_the_full_frame_windows_with_the_same_output():
+    """Where packing a mask's windows would cost more pixels and calls than SR of the whole frame
+    (a subject over most of the frame, full of holes), the frame's full-frame windows run instead;
+    the composite is the same: exact SR blended by the same alpha."""
+    engine = _engine()
+    h, w = 112, 160
+    img = np.random.default_rng(5).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    binary = np.ones((h, w), np.uint8)
+    binary[::8, :] = binary[:, ::8] = 0  # a grid of thin holes
+    alpha = np.clip(1 - cv2.distanceTransform(1 - binary, cv2.DIST_L2, 5) / 3, 0, 1).astype(np.float32)
+    proc = build_processor(engine=engine, height=h, width=w, tile=16, merge_px=20_000)
+    assert len(proc.full_windows) == 1  # the whole frame in one call
+    mask = MaskFrame(alpha=alpha, binary=alpha >= 1, score=alpha, anchor=True, cut=False)
+    timings = {k: 0.0 for k in ("mask", "sr", "background", "composite")}
+    res = proc.process(img, timings, mask=mask)
+    assert sorted(map(dataclasses.astuple, res.windows)) == sorted(map(dataclasses.astuple, proc.full_windows))
+    a = cv2.resize(alpha, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)[..., None]
+    bg = upscale_background(img, scale=2).astype(np.float64)
+    expected = bg + a * (sr_whole(engine, img).astype(np.float64) - bg)
+    assert np.abs(res.image.astype(np.float64) - expected).max() <= 1.0
+    planned = proc.windows(list(range(len(proc.plan))), mask_support(alpha))
+    packed = dataclasses.replace(proc, full_frame=False)
+    packed.__dict__["full_windows"] = planned  # the planned windows themselves as the alternative
+    same = packed.process(img, timings, mask=mask)
+    assert (same.image == res.image).all()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import numpy as np
 import pytest
 import torch
@@ -222,30 +224,43 @@ def _small_compact(seed: int, **cfg):
 
 
 def test_packed_windows_equal_whole_frame_sr_at_every_border():
-    """Windows side by side in shared calls (vidsr.sr.pack_windows) give whole-frame SR exactly, also for
-    windows the frame's four borders cut short (support in each corner and in the middle)."""
+    """Windows side by side in shelves, shelves stacked, in shared calls (vidsr.sr.pack_windows) give
+    whole-frame SR exactly, also for windows the frame's four borders cut short (support in each
+    corner, along the borders and in the middle; random supports)."""
     from vidsr.sr import pack_windows
 
     engine, desc = _small_compact(5)
     h, w, r = 45, 77, desc.receptive_radius
-    img = np.random.default_rng(6).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    support = np.zeros((h, w), np.uint8)
-    for y, x in ((0, 0), (0, w - 9), (h - 7, 0), (h - 9, w - 8), (20, 30), (25, 52)):
-        support[y:y + 7, x:x + 6] = 1
-    windows = plan_windows(support, pad=r, max_window_px=4000, call_px=0, cell=4)
-    canvases = pack_windows(windows, frame=(h, w), radius=r, max_px=4000, call_px=10_000)
-    assert len(canvases) < len(windows)  # some windows shared a call
-    for c in canvases:
-        lefts = [t.x0 - t.wx < r for t, _, _ in c.parts]
-        rights = [t.wx1 - t.x1 < r for t, _, _ in c.parts]
-        assert sum(lefts) <= 1 and (not any(lefts) or lefts[0])  # a left-border window goes first
-        assert sum(rights) <= 1 and (not any(rights) or rights[-1])
-        assert c.height * c.width <= 4000 or len(c.parts) == 1
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     whole = sr_whole(engine, img)
-    out = sr_tiles(engine, img, windows, batch=4, pack_px=4000, call_px=10_000)
-    assert {t for t, _ in out} == set(windows) and len(out) == len(windows)
-    for t, y in out:
-        assert (y == whole[t.y0 * 2:t.y1 * 2, t.x0 * 2:t.x1 * 2]).all()
+    fixed = np.zeros((h, w), np.uint8)
+    for y, x in ((0, 0), (0, w - 9), (h - 7, 0), (h - 9, w - 8), (20, 30), (25, 52)):
+        fixed[y:y + 7, x:x + 6] = 1
+    supports = [fixed] + [(rng.random((h, w)) < 0.01).astype(np.uint8) for _ in range(6)]
+    for k, support in enumerate(supports):
+        support[rng.integers(0, h), :] |= k % 2  # sometimes a row across the frame (cut on both sides)
+        windows = plan_windows(support, pad=r, max_window_px=4000, call_px=0, cell=4)
+        canvases = pack_windows(windows, frame=(h, w), radius=r, max_px=4000, call_px=10_000)
+        assert len(canvases) < len(windows)  # some windows shared a call
+        assert sorted(astuple(t) for c in canvases for t, *_ in c.parts) == sorted(map(astuple, windows))
+        for c in canvases:
+            taken = np.zeros((c.height, c.width), np.int32)
+            for t, g, row, col in c.parts:
+                gh, gw = g.window_shape
+                taken[row:row + gh, col:col + gw] += 1
+                assert g.y0 - g.wy >= r or (g.wy == 0 and row == 0)  # the frame's top on the canvas's
+                assert g.wy1 - g.y1 >= r or (g.wy1 == h and row + gh == c.height)
+                assert g.x0 - g.wx >= r or (g.wx == 0 and col == 0)
+                assert g.wx1 - g.x1 >= r or (g.wx1 == w and col + gw == c.width)
+                assert c.trim[0] <= g.trim(r)[0] and c.trim[1] <= g.trim(r)[1]
+            assert taken.max() == 1  # windows do not overlap
+            assert c.height * c.width <= 4000 or len(c.parts) == 1
+        out = sr_tiles(engine, img, windows, batch=4, pack_px=4000, call_px=10_000)
+        assert {t for t, _ in out} == set(windows) and len(out) == len(windows)
+        for t, y in out:
+            assert (y == whole[t.y0 * 2:t.y1 * 2, t.x0 * 2:t.x1 * 2]).all()
+    assert any(len({row for _, _, row, _ in c.parts}) > 1 for c in canvases)  # shelves were stacked
 
 
 def test_cheaper_context_brings_cores_closer_to_the_subject():

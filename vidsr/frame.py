@@ -113,7 +113,8 @@ class FrameProcessor:
         windows = self.windows(indices, support) if indices else []
         t1 = time.perf_counter()
         tiles = sr_tiles(self.engine, image, windows, batch=self.batch, pack_px=self.merge_px,
-                         call_px=self.call_px) if windows else []
+                         call_px=self.call_px, whole=self.full_windows) if windows else []
+        windows = [t for t, _ in tiles]  # the full-frame windows where those cost less (sr_tiles)
         t2 = time.perf_counter()
         background = upscale_background(image, scale=s, method=self.bg)
         t3 = time.perf_counter()
@@ -197,10 +198,11 @@ def build_processor(*, engine: Engine, height: int, width: int, tile: int, merge
                           context=context)
 
 
-PACKED_WINDOW_SHARE = 0.25
+PACKED_WINDOW_SHARE = 1 / 16
 """What the planner charges for one more window when windows are packed into shared calls, as a share
 of the network's call cost (:func:`vidsr.sr.call_cost_px`), with half the context. Against a whole call
 and all the context per window (quiet 2-core Xeon, 16 frames, one thread, compact-x2-lite,
 benchmarks/partial_sr.py): SR pixels over the subject 1.42 -> 1.27 (dragonfly pan 640x272), 1.36 ->
 1.20 (vtest 640x272), 1.14 -> 1.11 (sample 960x540) for an SR stage 11 % slower on the dragonfly's
-small subject (more, smaller calls) and within 2 % on the other two."""
+small subject (more, smaller calls) and within 2 % on the other two. (A quarter of the call cost
+measured then, which :data:`vidsr.sr.CONV_CALL_MACS` has since put at four times that.)"""

@@ -33,7 +33,8 @@ def run_images(engine: Engine, batch: np.ndarray, dtype: np.dtype = np.uint8, *,
 
 
 def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int,
-             pack_px: int | None = None, call_px: int = 0) -> list[tuple[Tile, np.ndarray]]:
+             pack_px: int | None = None, call_px: int = 0,
+             whole: list[Tile] | None = None) -> list[tuple[Tile, np.ndarray]]:
     """SR of the cores of ``tiles``; tiles with one window shape go through the engine together.
 
     Args:
@@ -43,6 +44,9 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
         pack_px: when set (and the engine :func:`packs`), windows go side by side into canvases of
             at most this many LR pixels, one engine call each (:func:`pack_windows`).
         call_px: what one more call costs in window pixels (:func:`pack_windows`).
+        whole: windows that cover the frame (full-frame SR's), run instead of ``tiles`` when their
+            pixels and calls cost no more than the packed canvases' (a subject that fills most of
+            the frame): SR is exact either way, so the output inside ``tiles`` is the same.
     Engines that trim skip the context of windows that have the receptive radius of it at both
     ends of an axis (:meth:`Tile.trim`).
     Returns:
@@ -52,8 +56,11 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
     desc = engine.descriptor
     s, r, m = desc.scale, desc.receptive_radius, desc.size_multiple
     if pack_px is not None and packs(engine):
-        return _sr_canvases(engine, image, pack_windows(tiles, frame=image.shape[:2], radius=r, max_px=pack_px,
-                                                        call_px=call_px), batch=batch)
+        canvases = pack_windows(tiles, frame=image.shape[:2], radius=r, max_px=pack_px, call_px=call_px)
+        packed = sum(c.height * c.width + call_px for c in canvases)
+        if whole is None or packed < sum(w.window_pixels + call_px for w in whole):
+            return _sr_canvases(engine, image, canvases, batch=batch)
+        tiles = whole
     by_kind: dict[tuple[tuple[int, int], Trim], list[tuple[Tile, Tile]]] = {}
     for t in tiles:
         w = t if desc.fixed_shape is None else grown_window(t, desc.fixed_shape, image.shape[:2])
@@ -82,10 +89,12 @@ def packs(engine: Engine) -> bool:
     return bool(getattr(engine, "packs", False)) and d.size_multiple == 1 and d.fixed_shape is None
 
 
-CONV_CALL_MACS = 2_000_000
-"""What one convolution call costs on the CPU beyond its pixels, in multiply-adds: ~0.08 ms of oneDNN
-set-up at ~25 GMAC/s per core (compact-x2-lite: ~0.4 ms per call of its 4 convolutions at ~40 ps per
-multiply-add; a Compact 64x16 runs at the same ~40 ps per multiply-add; benchmarks/partial_sr.py)."""
+CONV_CALL_MACS = 8_000_000
+"""What one convolution call costs on the CPU beyond its pixels, in multiply-adds (~0.3 ms at ~40 ps per
+multiply-add). Fitted over the canvases of a 10-s pan (dragonfly 640x272, compact-x2-lite, one thread,
+2-core Xeon): 1.8-2.3 ms a call of its 4 convolutions + 0.42-0.45 us a pixel; the call's share counts
+oneDNN's set-up, kernels made for each new input shape, the tensor work around the network and
+small canvases' slower convolutions. A Compact 64x16 runs at the same ~40 ps per multiply-add."""
 
 
 def call_cost_px(engine: Engine) -> int:
@@ -104,20 +113,40 @@ def call_cost_px(engine: Engine) -> int:
 
 @dataclass(frozen=True)
 class Canvas:
-    """Windows side by side in one network input of ``height`` x ``width`` LR pixels.
+    """Windows in one network input of ``height`` x ``width`` LR pixels: side by side in shelves,
+    shelves stacked (:func:`pack_windows`).
 
-    ``parts``: (tile, window grown to ``height`` rows inside the frame, column of the window in the
-    canvas). ``trim``: the (rows, cols) the network may skip the context of (:meth:`Tile.trim`)."""
+    ``parts``: (tile, window grown to its shelf's height inside the frame, row and column of the
+    window in the canvas). ``trim``: the (rows, cols) the network may skip the context of
+    (:meth:`Tile.trim`). What no window covers is zero and its output unused."""
+
+    height: int
+    width: int
+    parts: tuple[tuple[Tile, Tile, int, int], ...]
+    trim: Trim
+
+
+@dataclass(frozen=True)
+class _Shelf:
+    """Windows side by side, grown to ``height`` rows; ``parts``: (tile, grown window, column)."""
 
     height: int
     width: int
     parts: tuple[tuple[Tile, Tile, int], ...]
-    trim: Trim
+    top: bool  # holds a window the frame's top cuts short: goes at its canvas's top
+    bottom: bool  # one the frame's bottom cuts short: at its canvas's bottom
+    left: bool  # its first window is cut short on the left
+    right: bool  # its last window is cut short on the right: ends at its canvas's right edge
 
 
 def _clipped(t: Tile, r: int) -> tuple[bool, bool]:
     """(left, right): whether the frame border cuts ``t``'s window short of ``r`` px of context there."""
     return t.x0 - t.wx < r, t.wx1 - t.x1 < r
+
+
+def _rows_clipped(t: Tile, r: int) -> tuple[bool, bool]:
+    """(top, bottom): whether the frame border cuts ``t``'s window short of ``r`` px of context there."""
+    return t.y0 - t.wy < r, t.wy1 - t.y1 < r
 
 
 def _taller(t: Tile, height: int, frame_h: int) -> Tile:
@@ -129,23 +158,34 @@ def _taller(t: Tile, height: int, frame_h: int) -> Tile:
 
 def pack_windows(tiles: list[Tile], *, frame: tuple[int, int], radius: int, max_px: int,
                  call_px: int) -> list[Canvas]:
-    """Group windows into canvases, side by side: one engine call for several small windows.
+    """Group windows into canvases: one engine call for several small windows.
+
+    Windows go side by side into shelves (:func:`_shelves`), and shelves are stacked into canvases
+    (:func:`_stack`), as long as what that adds (frame rows a window grows by, unused canvas
+    columns) costs less than the ``call_px`` pixels of the call it saves, within ``max_px`` a canvas.
 
     Exact: a core pixel depends on the input within ``radius`` of it, which lies inside its own window
-    wherever the window has ``radius`` px of context; a window the frame cuts short on the left (right)
-    goes first (last) in its canvas, so the network's zero padding stands for the frame border as in
-    whole-frame SR. Windows grow to the canvas height by taking more frame rows (:func:`_taller`).
-    Windows with row context at both ends come first (their canvases skip it: :meth:`Tile.trim`), then
-    those the frame's top or bottom cuts short; tallest first within each, a window joins the open
-    canvas while the rows it adds cost fewer than ``call_px`` pixels and the canvas stays within
-    ``max_px``.
+    wherever the window has ``radius`` px of context. Where the frame cuts a window short, the
+    network's zero padding must stand for the frame border as in whole-frame SR, so the window lies
+    on the canvas's matching edge: first (last) in its shelf for the left (right), in the canvas's
+    top (bottom) shelf for the top (bottom), and the canvas computes that axis's context.
     """
+    return _stack(_shelves(tiles, frame=frame, radius=radius, max_px=max_px, call_px=call_px),
+                  radius=radius, max_px=max_px, call_px=call_px)
+
+
+def _shelves(tiles: list[Tile], *, frame: tuple[int, int], radius: int, max_px: int,
+             call_px: int) -> list[_Shelf]:
+    """Windows side by side in shelves: windows the frame cuts short at one end of the rows go with
+    their kind (top, bottom, both), tallest first within each; a window joins the open shelf while
+    the rows it adds cost fewer than ``call_px`` pixels and the shelf stays within ``max_px``.
+    A window cut short on the left (right) goes first (last) in its shelf, one of each at most."""
     frame_h, r = frame[0], radius
-    canvases: list[list[Tile]] = []
-    for t in sorted(tiles, key=lambda t: (not t.trim(r)[0], -(t.wy1 - t.wy), t.wy, t.wx)):
+    groups: list[list[Tile]] = []
+    for t in sorted(tiles, key=lambda t: (_rows_clipped(t, r), -(t.wy1 - t.wy), t.wy, t.wx)):
         left, right = _clipped(t, r)
-        open_ = canvases[-1] if canvases else None
-        if open_ is not None and not (left and right) and open_[0].trim(r)[0] == t.trim(r)[0]:
+        open_ = groups[-1] if groups else None
+        if open_ is not None and not (left and right) and _rows_clipped(open_[0], r) == _rows_clipped(t, r):
             height = open_[0].wy1 - open_[0].wy
             h, w = t.wy1 - t.wy, t.wx1 - t.wx
             lefts = sum(_clipped(u, r)[0] for u in open_) + left
@@ -155,9 +195,9 @@ def pack_windows(tiles: list[Tile], *, frame: tuple[int, int], radius: int, max_
             if fits and borders_ok and (height - h) * w < call_px:
                 open_.append(t)
                 continue
-        canvases.append([t])
+        groups.append([t])
     out = []
-    for group in canvases:
+    for group in groups:
         height = group[0].wy1 - group[0].wy
         order = sorted(group, key=lambda t: (not _clipped(t, r)[0], _clipped(t, r)[1]))
         parts, col = [], 0
@@ -165,10 +205,53 @@ def pack_windows(tiles: list[Tile], *, frame: tuple[int, int], radius: int, max_
             g = _taller(t, height, frame_h)
             parts.append((t, g, col))
             col += g.wx1 - g.wx
-        rows = all(g.trim(r)[0] for _, g, _ in parts)
-        cols = not _clipped(parts[0][1], r)[0] and not _clipped(parts[-1][1], r)[1]
-        out.append(Canvas(height=height, width=col, parts=tuple(parts), trim=(rows, cols)))
+        top, bottom = (any(v) for v in zip(*(_rows_clipped(g, r) for _, g, _ in parts)))
+        out.append(_Shelf(height=height, width=col, parts=tuple(parts), top=top, bottom=bottom,
+                          left=_clipped(parts[0][1], r)[0], right=_clipped(parts[-1][1], r)[1]))
     return out
+
+
+def _stack(shelves: list[_Shelf], *, radius: int, max_px: int, call_px: int) -> list[Canvas]:
+    """Shelves stacked into canvases, widest first: a shelf joins the first canvas it fits (within
+    ``max_px``, one top and one bottom shelf a canvas) whose unused columns beside it, and the context
+    the canvas then computes, cost fewer than ``call_px`` pixels. A narrower shelf's unused columns
+    go before its last window when the frame cuts that window short on the right."""
+    r = radius
+    stacks: list[list[_Shelf]] = []
+    for s in sorted(shelves, key=lambda s: (-s.width, -s.height)):
+        for stack in stacks:
+            width, height = stack[0].width, sum(u.height for u in stack)
+            if ((s.top and s.bottom) or any(u.top and u.bottom for u in stack)
+                    or (s.top and any(u.top for u in stack)) or (s.bottom and any(u.bottom for u in stack))
+                    or (s.left and s.right and len(s.parts) == 1 and s.width != width)
+                    or (height + s.height) * width > max_px):
+                continue
+            extra = (width - s.width) * s.height
+            if (s.top or s.bottom) and not any(u.top or u.bottom for u in stack):
+                extra += r * width  # the canvas now computes its rows' context
+            if (s.left or s.right) and not any(u.left or u.right for u in stack):
+                extra += r * height
+            if extra < call_px:
+                stack.append(s)
+                break
+        else:
+            stacks.append([s])
+    out = []
+    for stack in stacks:
+        width, height = stack[0].width, sum(s.height for s in stack)
+        order = sorted(stack, key=lambda s: (not s.top, s.bottom))
+        parts, row = [], 0
+        for s in order:
+            for k, (t, g, col) in enumerate(s.parts):
+                if s.right and k == len(s.parts) - 1:
+                    col += width - s.width  # a right-border window ends at the canvas's right edge
+                parts.append((t, g, row, col))
+            row += s.height
+        rows = not any(s.top or s.bottom for s in stack)
+        cols = not any(s.left or s.right for s in stack)
+        out.append(Canvas(height=height, width=width, parts=tuple(parts), trim=(rows, cols)))
+    return out
+
 
 
 def _sr_canvases(engine: Engine, image: np.ndarray, canvases: list[Canvas], *,
@@ -184,12 +267,20 @@ def _sr_canvases(engine: Engine, image: np.ndarray, canvases: list[Canvas], *,
         dy, dx = r if trim[0] else 0, r if trim[1] else 0
         for start in range(0, len(same), batch):
             group = same[start:start + batch]
-            x = to_tensor([np.hstack([window_pixels(image, g) for _, g, _ in c.parts]) for c in group])
+            x = to_tensor([_canvas_pixels(image, c) for c in group])
             ys = run_images(engine, x, image.dtype, trim=trim)
             for c, y in zip(group, ys):
-                for t, g, col in c.parts:
-                    oy, ox = (t.y0 - g.wy - dy) * s, (col + t.x0 - g.wx - dx) * s
+                for t, g, row, col in c.parts:
+                    oy, ox = (row + t.y0 - g.wy - dy) * s, (col + t.x0 - g.wx - dx) * s
                     out.append((t, y[oy:oy + (t.y1 - t.y0) * s, ox:ox + (t.x1 - t.x0) * s]))
+    return out
+
+
+def _canvas_pixels(image: np.ndarray, c: Canvas) -> np.ndarray:
+    """The (height, width, 3) input of canvas ``c``: its windows' pixels, zero elsewhere."""
+    out = np.zeros((c.height, c.width, image.shape[2]), image.dtype)
+    for _, g, row, col in c.parts:
+        out[row:row + g.wy1 - g.wy, col:col + g.wx1 - g.wx] = window_pixels(image, g)
     return out
 
 
