@@ -253,7 +253,6 @@ def _stack(shelves: list[_Shelf], *, radius: int, max_px: int, call_px: int) -> 
     return out
 
 
-
 def _sr_canvases(engine: Engine, image: np.ndarray, canvases: list[Canvas], *,
                  batch: int) -> list[tuple[Tile, np.ndarray]]:
     """SR of the cores in ``canvases`` (:func:`pack_windows`); canvases of one shape go together."""
