@@ -7,10 +7,11 @@ the window plans: ``old`` (64-px tiles merged into rectangles, shrunk to the sup
 issue 25), ``prev`` (:func:`vidsr.tiling.plan_windows` with one ``CALL_PX`` and one engine call per
 window shape: issue 25's first session), ``packed`` (the network's whole call cost charged per
 window, windows packed: the second session), ``tight`` (no call cost, half the context) and ``now``
-(what ``vidsr upscale`` runs: :meth:`vidsr.frame.FrameProcessor.windows`, windows packed side by side
-into shared calls, :func:`vidsr.sr.pack_windows`), for the shipped x2 model and a heavy network (a Compact with 64
-features x 16 convs, random weights), and on the first clip for an RRDBNet x4 (Real-ESRGAN x4plus's
-shape, random weights loaded through the community-checkpoint detector). The report gives SR pixels
+(what ``vidsr upscale`` runs: :meth:`vidsr.frame.FrameProcessor.windows`, windows packed into shared
+calls, :func:`vidsr.sr.pack_windows`, or the full-frame windows where those cost less), for the
+shipped x2 model and a heavy network (a Compact with 64 features x 16 convs, random weights), and on
+the first clip for an RRDBNet x4 (Real-ESRGAN x4plus's shape, random weights loaded through the
+community-checkpoint detector). The report gives SR pixels
 (the cores) and window pixels over the subject (alpha > 0: foreground + feather band), the SR-stage
 times and speedups, and the ideal 1/fg. ``--threaded CLIP`` adds ``vidsr bench --threaded``'s partial
 over full-frame wall time (torch); ``--ort`` torch vs ONNX Runtime full-frame SR per architecture.
@@ -106,7 +107,8 @@ def plans(proc: FrameProcessor, masks) -> dict[str, tuple[list[list[Tile]], dict
                         for s in supports], packing),
             "tight": ([plan_windows(s, pad=pad, max_window_px=MERGE_WINDOW_PX, call_px=0, context=pad / 2)
                        for s in supports], packing),
-            "now": ([proc.windows(select_tiles(proc.plan, s), s) for s in supports], packing)}
+            "now": ([proc.windows(select_tiles(proc.plan, s), s) for s in supports],
+                    packing | {"whole": proc.full_windows})}
 
 
 def pixels(proc: FrameProcessor, masks) -> dict:

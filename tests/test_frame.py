@@ -91,7 +91,7 @@ def test_a_subject_filling_the_frame_runs_the_full_frame_windows_with_the_same_o
     expected = bg + a * (sr_whole(engine, img).astype(np.float64) - bg)
     assert np.abs(res.image.astype(np.float64) - expected).max() <= 1.0
     planned = proc.windows(list(range(len(proc.plan))), mask_support(alpha))
-    packed = dataclasses.replace(proc, full_frame=False)
+    packed = dataclasses.replace(proc)
     packed.__dict__["full_windows"] = planned  # the planned windows themselves as the alternative
     same = packed.process(img, timings, mask=mask)
     assert (same.image == res.image).all()

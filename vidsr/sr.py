@@ -41,8 +41,9 @@ def sr_tiles(engine: Engine, image: np.ndarray, tiles: list[Tile], *, batch: int
         image: (H, W, 3) uint8 or uint16 LR frame (deep frames keep their precision).
         tiles: tiles or merged regions (:func:`vidsr.tiling.merge_tiles`), each with its own window.
         batch: windows per engine call.
-        pack_px: when set (and the engine :func:`packs`), windows go side by side into canvases of
-            at most this many LR pixels, one engine call each (:func:`pack_windows`).
+        pack_px: when set (and the engine :func:`packs`), windows are packed into canvases of at
+            most this many LR pixels (side by side in shelves, shelves stacked), one engine call
+            each (:func:`pack_windows`).
         call_px: what one more call costs in window pixels (:func:`pack_windows`).
         whole: windows that cover the frame (full-frame SR's), run instead of ``tiles`` when their
             pixels and calls cost no more than the packed canvases' (a subject that fills most of
