@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from media import make_video, read_video, textured_frame
@@ -197,6 +199,37 @@ def test_frames_upscaled_in_parallel_equal_one_at_a_time(tmp_path, tiny_ckpt, mo
     assert {name for name, _, _ in serial} == {"MainThread"}
     assert all(name.startswith("vidsr-sr") for name, _, _ in pooled)
     assert {(t, c) for _, t, c in serial} == {(6, 6)} and {(t, c) for _, t, c in pooled} == {(2, 2)}
+
+
+def test_a_slow_frame_does_not_hold_the_other_frame_worker(tmp_path, tiny_ckpt, monkeypatch):
+    """With 2 frame workers, the third frame starts while the first is still being upscaled (one frame
+    waits in the pool beyond its workers: no head-of-line blocking), and frames still leave in order."""
+    import threading
+
+    import vidsr.frame as frame
+
+    real = frame.FrameProcessor.process
+    third_started, first_saw = threading.Event(), []
+    calls, lock = [], threading.Lock()
+
+    def process(self, image, timings, mask=None):
+        with lock:
+            calls.append(1)
+            n = len(calls)
+        if n == 3:
+            third_started.set()
+        if n == 1:  # the first frame takes until the third one has started (10 s at most)
+            first_saw.append(third_started.wait(10))
+        return real(self, image, timings, mask)
+
+    monkeypatch.setattr(frame.FrameProcessor, "process", process)
+    src = make_video(tmp_path / "in.mp4", frames=6, width=64, height=48, fps=24)
+    cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=2, encode=EncodeOptions(codec="ffv1"))
+    report = upscale_video(src, tmp_path / "out.mkv", config=cfg)
+    assert first_saw == [True] and report.frames == 6
+    serial = upscale_video(src, tmp_path / "serial.mkv", config=dataclasses.replace(cfg, frame_workers=1))
+    (frames, pts, _), (frames1, pts1, _) = read_video(tmp_path / "out.mkv"), read_video(tmp_path / "serial.mkv")
+    assert serial.frames == 6 and pts == pts1 and all(np.array_equal(a, b) for a, b in zip(frames, frames1))
 
 
 def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt, monkeypatch):

@@ -295,6 +295,16 @@ def _ready(job: _Done | concurrent.futures.Future | None) -> bool:
     return not isinstance(job, concurrent.futures.Future) or job.done()
 
 
+PIPELINE_AHEAD = 1
+"""Frames queued in the SR pool beyond its workers. Frames take unequal times (partial SR's windows
+vary, and a shared host stalls threads), and with as many frames in flight as workers a worker that
+finished early idled until the oldest frame left (head-of-line blocking). One frame ahead, 2 workers,
+compact-x2-lite, 2-core Xeon, taking turns in one process (benchmarks/pipeline_ahead.py): the SR
+workers' busy share of the run rose in every pair, +2.5 to +7.3 points on the 10-s dragonfly pan
+640x272 (8 pairs, wall time a pair 0.74-1.14, median 0.94) and +1.4 to +6.9 on the 2-s pan (10 pairs,
+median 0.98), +1.9 to +4.0 in full-frame mode (4 pairs, median 0.95); two ahead measured as one."""
+
+
 def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, stop: threading.Event,
                  report: UpscaleReport, on_frame: Callable[[UpscaleReport], None] | None, *,
                  want_mask: bool, workers: int = 1) -> None:
@@ -332,8 +342,11 @@ def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, s
         return True
 
     with contextlib.ExitStack() as stack:
-        pool = None
+        pool, ahead = None, 0
         if workers > 1:
+            # one frame waits in the pool beyond its workers: a worker done before the oldest frame starts
+            # the next at once instead of idling until the oldest leaves (PIPELINE_AHEAD)
+            ahead = PIPELINE_AHEAD
             pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="vidsr-sr")
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         while True:
@@ -345,7 +358,7 @@ def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, s
             if not isinstance(item, _Masked):
                 pending.append((item, None))
             else:
-                while in_flight >= workers:  # the oldest frame leaves before another starts
+                while in_flight >= workers + ahead:  # the oldest frame leaves before another is queued
                     if not emit():
                         return
                 job = pool.submit(_finish, proc, item, want_mask, clock) if pool else _finish(proc, item, want_mask)
