@@ -156,7 +156,8 @@ def test_a_failing_mask_stage_fails_the_run_without_output(tmp_path, tiny_ckpt):
 
     src = make_video(tmp_path / "in.mp4", frames=5, width=72, height=40)
     with pytest.raises(RuntimeError, match="estimator broke"):
-        upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16), estimator=Broken())
+        upscale_video(src, tmp_path / "out.mp4", config=UpscaleConfig(model=str(tiny_ckpt), tile=16),
+                      estimator=Broken())
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*vidsr-*"))
 
 
