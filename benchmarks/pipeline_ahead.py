@@ -25,15 +25,9 @@ import vidsr.pipeline.stages as stages
 from vidsr.bench.report import machine_info, write_json
 from vidsr.pipeline.config import UpscaleConfig
 from vidsr.pipeline.run import upscale_video
+from vidsr.platform import cpu_ticks, steal_share
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _steal() -> tuple[int, int]:
-    """(steal, total) jiffies of all CPUs so far."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return v[7], sum(v)
 
 
 def _cpu() -> float:
@@ -42,13 +36,13 @@ def _cpu() -> float:
 
 
 def one_run(clip: Path, out: Path, config: UpscaleConfig) -> dict:
-    s0, c0, w0 = _steal(), _cpu(), time.perf_counter()
+    t0, c0, w0 = cpu_ticks(), _cpu(), time.perf_counter()
     report = upscale_video(clip, out, config=config)
-    wall, cpu, s1 = time.perf_counter() - w0, _cpu() - c0, _steal()
+    wall, cpu, steal = time.perf_counter() - w0, _cpu() - c0, steal_share(t0, cpu_ticks())
     busy = [t["busy"] / report.seconds for name, t in report.threads.items() if name.startswith("vidsr-sr")]
     return {"seconds": round(report.seconds, 3), "cpu_ms_per_frame": round(cpu / report.frames * 1000, 1),
             "cores_used": round(cpu / wall, 3), "sr_workers_busy": round(sum(busy) / max(1, len(busy)), 3),
-            "steal": round((s1[0] - s0[0]) / max(1, s1[1] - s0[1]), 3)}
+            "steal": None if steal is None else round(steal, 3)}
 
 
 def main() -> None:

@@ -32,12 +32,13 @@ def test_threaded_bench_accounts_for_every_thread(tmp_path, tiny_ckpt):
             assert t["busy"] >= -1e-6 and t["busy"] + t["get_wait"] + t["put_wait"] <= m["seconds"] * 1.05 + 0.01
         assert m["critical_path"] in m["roles"] and m["critical_path"] != "sr-loop"
         assert m["cpu_ms_per_frame"] == pytest.approx(m["cores_used"] * m["seconds"] * 1000 / m["frames"])
+        assert m["host_steal"] is None or 0 <= m["host_steal"] <= 1
     c = report["comparisons"]["torch"]
     assert c["partial_over_full_wall"] > 0 and len(c["per_run"]) == 2
     runs = [report["results"][f"{mode}/torch"]["median"] for mode in ("partial", "full")]
     assert len(c["cpu_per_run"]) == 2 and min(c["cpu_per_run"]) <= c["partial_over_full_cpu"] <= max(c["cpu_per_run"])
     assert "CPU time a frame" in r.output and f"{runs[0]['cpu_ms_per_frame']:.1f}" in r.output
-    assert "critical path" in r.output
+    assert "critical path" in r.output and "host steal" in r.output
     r = CliRunner().invoke(main, ["bench", str(src), "--threaded", "--sweep-fg", "--model", str(tiny_ckpt)])
     assert r.exit_code != 0 and "--threaded" in r.output
 
@@ -48,3 +49,12 @@ def test_critical_path_is_the_busiest_role():
     assert critical_path(roles) == "sr-workers"  # the loop feeding a pool mostly waits for it
     del roles["sr-workers"]
     assert critical_path(roles) == "sr-loop"
+
+
+def test_steal_share_of_the_machine_between_two_readings():
+    from vidsr.platform import cpu_ticks, steal_share
+
+    assert steal_share((10, 1000), (30, 1200)) == pytest.approx(0.1)
+    assert steal_share(None, (30, 1200)) is None and steal_share((10, 1000), (10, 1000)) is None
+    now = cpu_ticks()  # Linux: /proc/stat's steal and total clock ticks
+    assert now is None or 0 <= now[0] <= now[1]

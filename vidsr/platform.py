@@ -44,6 +44,24 @@ def cpu_info() -> dict:
             "isa": [f for f in ISA_FLAGS if f in flags]}
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total): clock ticks of all CPUs so far, from ``/proc/stat`` (Linux); steal is the time
+    the hypervisor ran other machines while this one had work. None where the system does not tell."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        return ticks[7], sum(ticks)
+    return None
+
+
+def steal_share(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """Share of the machine's CPU time between two :func:`cpu_ticks` that the hypervisor took (None
+    where unknown)."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
 def native_bf16() -> bool:
     """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere oneDNN emulates it,
     several times slower than fp32."""

@@ -11,7 +11,8 @@ path: throughput cannot beat its busy time per frame. SR pool workers share one 
 (``sr-workers``), whose share is their summed work over ``workers`` x the run, and whose CPU time
 over that work says how much of it they actually had a core (on a shared or oversubscribed
 machine, little: then the CPU itself is the bottleneck, and ``cores_used``, the process's CPU
-seconds over the wall time, says how much of the machine the run got). The process's CPU time per
+seconds over the wall time, says how much of the machine the run got; ``host_steal``, the share of the
+machine's CPU time a hypervisor gave to other machines during the run, says why). The process's CPU time per
 frame (all its threads, x264's and OpenMP's included) is what partial SR saves once the cores are
 full; unlike wall time it does not grow when other jobs share the machine, so partial over full is
 reported for both.
@@ -33,6 +34,7 @@ from vidsr.checkpoint import resolve_model
 from vidsr.errors import VidsrError
 from vidsr.media.reader import probe
 from vidsr.pipeline.config import UpscaleConfig, UpscaleReport
+from vidsr.platform import cpu_ticks, steal_share
 
 ROLES = {"vidsr-decode": "decode", "vidsr-mask": "mask", "MainThread": "sr-loop", "vidsr-encode": "encode"}
 """Pipeline thread names and the stage each runs (the main thread runs the SR loop)."""
@@ -71,12 +73,13 @@ def _one(input_path: Path, out: Path, config: UpscaleConfig, engine) -> dict:
 
     info = probe(input_path)
     workers = frame_workers(config, lr_pixels=info.width * info.height)
-    cpu0 = time.process_time()
+    ticks0, cpu0 = cpu_ticks(), time.process_time()
     report = upscale_video(input_path, out, config=config, engine=engine)
-    cpu = time.process_time() - cpu0
+    cpu, steal = time.process_time() - cpu0, steal_share(ticks0, cpu_ticks())
     roles = thread_roles(report, workers)
     return {"seconds": report.seconds, "frames": report.frames, "fps": report.fps, "workers": workers,
             "cores_used": cpu / report.seconds, "cpu_ms_per_frame": cpu * 1000 / max(1, report.frames),
+            "host_steal": steal,
             "sr_fraction": report.sr_fraction,
             "fg_fraction": report.fg_fraction_sum / max(1, report.frames),
             "stages_ms_per_frame": {k: v * 1000 / max(1, report.frames) for k, v in report.stages.items()},
@@ -140,17 +143,18 @@ def to_markdown(report: dict) -> str:
     """Tables of a threaded report: wall and fps, per-role busy share, and the critical path."""
     w, h = report["input_size"]
     lines = [f"# vidsr bench --threaded: {report['input']} {w}x{h}, x{report['scale']}", "",
-             "| config | median s | fps | cores used | CPU ms a frame | SR px | critical path | "
+             "| config | median s | fps | cores used | host steal | CPU ms a frame | SR px | critical path | "
              "SR workers on a core | " +
              " | ".join(f"{r} busy %" for r in ("decode", "mask", "sr-loop", "sr-workers", "encode")) + " |",
-             "|---" * 13 + "|"]
+             "|---" * 14 + "|"]
     for name, s in report["results"].items():
         m = s["median"]
         shares = " | ".join(f"{m['roles'][r]['share']:.0%}" if r in m["roles"] else "-"
                             for r in ("decode", "mask", "sr-loop", "sr-workers", "encode"))
         on_cpu = m["roles"].get("sr-workers", {}).get("on_cpu")
+        steal = m.get("host_steal")  # absent from reports written before it was measured
         lines.append(f"| {name} | {m['seconds']:.2f} | {m['fps']:.1f} | {m['cores_used']:.2f} | "
-                     f"{m['cpu_ms_per_frame']:.1f} | "
+                     f"{'-' if steal is None else f'{steal:.0%}'} | {m['cpu_ms_per_frame']:.1f} | "
                      f"{m['sr_fraction']:.0%} | {m['critical_path']} | "
                      f"{'-' if on_cpu is None else f'{on_cpu:.0%}'} | {shares} |")
     for b, c in report["comparisons"].items():
