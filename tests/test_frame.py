@@ -95,3 +95,31 @@ def test_a_subject_filling_the_frame_runs_the_full_frame_windows_with_the_same_o
     packed.__dict__["full_windows"] = planned  # the planned windows themselves as the alternative
     same = packed.process(img, timings, mask=mask)
     assert (same.image == res.image).all()
+
+
+def test_a_frame_holding_the_last_mask_reuses_its_plan(monkeypatch):
+    """Frames that hold a mask share its read-only alpha: the next one skips planning and gets the same
+    windows and the composite the plan gives it; a new or writeable alpha is planned afresh."""
+    import vidsr.frame as frame
+
+    engine = _engine()
+    h, w = 112, 160
+    rng = np.random.default_rng(6)
+    imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(3)]
+    alpha = _irregular_alpha(h, w)
+    alpha.flags.writeable = False
+    held = MaskFrame(alpha=alpha, binary=alpha >= 1, score=alpha, anchor=False, cut=False)
+    proc = build_processor(engine=engine, height=h, width=w, tile=16, merge_px=4000)
+    planned = []
+    real = frame.plan_windows
+    monkeypatch.setattr(frame, "plan_windows", lambda *a, **k: planned.append(1) or real(*a, **k))
+    timings = {k: 0.0 for k in ("mask", "sr", "background", "composite")}
+    first = proc.process(imgs[0], timings, mask=dataclasses.replace(held, anchor=True))
+    second = proc.process(imgs[1], timings, mask=held)
+    assert len(planned) == 1 and second.windows == first.windows and second.tiles == first.tiles
+    fresh = build_processor(engine=engine, height=h, width=w, tile=16, merge_px=4000)
+    assert (fresh.process(imgs[1], timings, mask=held).image == second.image).all()
+    writeable = alpha.copy()
+    proc.process(imgs[2], timings, mask=dataclasses.replace(held, alpha=writeable))
+    proc.process(imgs[2], timings, mask=dataclasses.replace(held, alpha=writeable))
+    assert len(planned) == 4  # the fresh processor's plan, and two of a writeable alpha

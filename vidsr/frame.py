@@ -50,6 +50,8 @@ class FrameProcessor:
     context: float | None = None  # context per side the planner charges (None: the receptive radius)
     retired_passes: int = 0  # estimator passes and cuts of trackers replaced by fresh ones (resume segments)
     retired_cuts: int = 0
+    # (alpha, tile indices, windows) of the last mask planned: the frames that hold a mask share its alpha
+    _held_plan: tuple[np.ndarray, list[int], list[Tile]] | None = field(default=None, init=False, repr=False)
 
     @property
     def mask_chunk(self) -> int:
@@ -98,19 +100,11 @@ class FrameProcessor:
             return FrameResult(image=out, mask=None, tiles=indices, windows=windows)
         t0 = time.perf_counter()
         mask = mask if mask is not None else self.tracker.update(to_uint8(image))
-        support = mask_support(mask.alpha)
-        indices = select_tiles(self.plan, support)
-        dropped = 0
-        if max_tiles is not None and len(indices) > max_tiles:
-            if max_tiles <= 0:  # nothing kept: no ranking, no fade; the plain upscale is the output
-                kept, alpha = [], np.zeros_like(mask.alpha)
-            else:
-                kept = most_in_focus(self.plan, indices, mask.score, max_tiles)
-                alpha = alpha_within(self.plan, kept, mask.alpha)
-            dropped, indices = len(indices) - len(kept), kept
-            mask = dataclasses.replace(mask, alpha=alpha)
-            support = mask_support(mask.alpha)
-        windows = self.windows(indices, support) if indices else []
+        held = self._held_plan
+        if held is not None and held[0] is mask.alpha and max_tiles is None:
+            indices, windows, dropped = held[1], held[2], 0
+        else:
+            indices, windows, dropped, mask = self._plan(mask, max_tiles)
         t1 = time.perf_counter()
         tiles = sr_tiles(self.engine, image, windows, batch=self.batch, pack_px=self.merge_px,
                          call_px=self.call_px, whole=self.full_windows) if windows else []
@@ -125,6 +119,27 @@ class FrameProcessor:
         timings["background"] += t3 - t2
         timings["composite"] += t4 - t3
         return FrameResult(image=out, mask=mask, tiles=indices, windows=windows, dropped=dropped)
+
+    def _plan(self, mask: MaskFrame, max_tiles: int | None) -> tuple[list[int], list[Tile], int, MaskFrame]:
+        """The selected tile indices, SR windows and tiles dropped by ``max_tiles`` for ``mask`` (and the
+        mask, faded inside the kept tiles when some were dropped); remembered for the next frame that
+        holds the same mask (its alpha is the same read-only array), which then skips planning."""
+        support = mask_support(mask.alpha)
+        indices = select_tiles(self.plan, support)
+        dropped = 0
+        if max_tiles is not None and len(indices) > max_tiles:
+            if max_tiles <= 0:  # nothing kept: no ranking, no fade; the plain upscale is the output
+                kept, alpha = [], np.zeros_like(mask.alpha)
+            else:
+                kept = most_in_focus(self.plan, indices, mask.score, max_tiles)
+                alpha = alpha_within(self.plan, kept, mask.alpha)
+            dropped, indices = len(indices) - len(kept), kept
+            mask = dataclasses.replace(mask, alpha=alpha)
+            support = mask_support(mask.alpha)
+        windows = self.windows(indices, support) if indices else []
+        if not dropped and not mask.alpha.flags.writeable:
+            self._held_plan = (mask.alpha, indices, windows)
+        return indices, windows, dropped, mask
 
 
 LIMIT_FADE_PX = 4
