@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -23,25 +22,24 @@ from pathlib import Path
 
 import vidsr.pipeline.stages as stages
 from vidsr.bench.report import machine_info, write_json
-from vidsr.pipeline.config import UpscaleConfig
+from vidsr.bench.threaded import thread_roles
+from vidsr.media.reader import probe
+from vidsr.pipeline.config import UpscaleConfig, frame_workers
 from vidsr.pipeline.run import upscale_video
 from vidsr.platform import cpu_ticks, steal_share
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def one_run(clip: Path, out: Path, config: UpscaleConfig) -> dict:
-    t0, c0, w0 = cpu_ticks(), _cpu(), time.perf_counter()
+    info = probe(clip)
+    workers = frame_workers(config, lr_pixels=info.width * info.height)
+    t0, c0, w0 = cpu_ticks(), time.process_time(), time.perf_counter()
     report = upscale_video(clip, out, config=config)
-    wall, cpu, steal = time.perf_counter() - w0, _cpu() - c0, steal_share(t0, cpu_ticks())
-    busy = [t["busy"] / report.seconds for name, t in report.threads.items() if name.startswith("vidsr-sr")]
+    wall, cpu, steal = time.perf_counter() - w0, time.process_time() - c0, steal_share(t0, cpu_ticks())
+    busy = thread_roles(report, workers)["sr-workers"]["share"]
     return {"seconds": round(report.seconds, 3), "cpu_ms_per_frame": round(cpu / report.frames * 1000, 1),
-            "cores_used": round(cpu / wall, 3), "sr_workers_busy": round(sum(busy) / max(1, len(busy)), 3),
+            "cores_used": round(cpu / wall, 3), "sr_workers_busy": round(busy, 3),
             "steal": None if steal is None else round(steal, 3)}
 
 
