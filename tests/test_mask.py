@@ -9,7 +9,7 @@ import pytest
 
 from media import mask_flip_rate
 from vidsr.masks.base import MaskFrame
-from vidsr.masks.focus import ConstantEstimator, FocusEstimator, clean_mask, feather, focus_score
+from vidsr.masks.focus import ConstantEstimator, FocusEstimator, clean_mask, feather, focus_score, near_d2
 from vidsr.masks.tracker import MaskTracker
 from vidsr.media.sample import SampleSpec, sample_frames, sample_photo
 
@@ -169,6 +169,24 @@ def _plain_feather(binary: np.ndarray, radius_px: float, size: tuple[int, int]) 
     a[a < 1e-3] = 0.0
     a[a > 1 - 1e-3] = 1.0
     return a
+
+
+@pytest.mark.parametrize("reach", [1, 3, 8, 15])
+def test_near_d2_is_the_exact_squared_distance_within_reach(reach):
+    """near_d2 equals OpenCV's exact transform squared wherever the nearest mask pixel is within
+    ``reach`` along both axes, and is never below the true distance (thin boxes included)."""
+    rng = np.random.default_rng(reach)
+    for shape, density in [((60, 90), 0.002), ((40, 70), 0.05), ((3, 50), 0.03), ((45, 2), 0.1), ((1, 1), 1.0)]:
+        m = (rng.random(shape) < density).astype(np.uint8)
+        m.flat[rng.integers(m.size)] = 1
+        t = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        exact = np.rint(t.astype(np.float64) ** 2)
+        got = near_d2(m, reach)
+        assert got.dtype == np.uint8 and got.shape == shape
+        within = exact <= reach * reach
+        np.testing.assert_array_equal(got[within], exact[within])
+        assert np.all(got >= np.minimum(exact, 255))
+        assert np.all(got[m == 1] == 0)
 
 
 @pytest.mark.parametrize("radius", [1.0, 2.5, 4.0, 10.0])  # 10: beyond the ramp table

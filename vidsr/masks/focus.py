@@ -39,7 +39,7 @@ def focus_score(image: np.ndarray, *, max_side: int = 480, fine_sigma: float = 0
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     if gray.shape != (h, w):
         gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
-    g = gray.astype(np.float32) * (1.0 / 255.0)
+    g = np.multiply(gray, np.float32(1.0 / 255.0), dtype=np.float32)  # one pass, as astype then *
     win = max(1.0, window * w)
 
     def energy(sigma: float) -> np.ndarray:
@@ -55,7 +55,10 @@ def focus_score(image: np.ndarray, *, max_side: int = 480, fine_sigma: float = 0
     else:
         both = cv2.GaussianBlur(both, (0, 0), win)
     fine, coarse = both[..., 0], both[..., 1]
-    return np.clip(fine / (fine + coarse + floor), 0.0, 1.0).astype(np.float32)
+    share = fine + coarse
+    share += floor
+    np.divide(fine, share, out=share)
+    return np.clip(share, 0.0, 1.0, out=share)
 
 
 @dataclass(frozen=True)
@@ -125,23 +128,54 @@ def _ramp_of(d2: np.ndarray, r: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _ramp_table(r: float) -> np.ndarray | None:
-    """:func:`_ramp_of` for squared distances 0..255, when the ramp is 0 from 255 on (r up to 7.7)."""
+def _ramp_table(r: float) -> tuple[np.ndarray, int] | None:
+    """:func:`_ramp_of` for squared distances 0..255 and the largest offset along an axis at which
+    it is not 0, when the ramp is 0 from 255 on (r up to 7.7)."""
     table = _ramp_of(np.arange(256, dtype=np.float32), r)
     table.flags.writeable = False
-    return table if table[255] == 0.0 else None
+    if table[255] != 0.0:
+        return None
+    return table, math.isqrt(int(np.flatnonzero(table).max()))
+
+
+def near_d2(m: np.ndarray, reach: int) -> np.ndarray:
+    """Squared distance (uint8) from each pixel's centre to the nearest pixel's centre where the
+    (h, w) uint8 0/1 mask ``m`` is on; exact where the nearest is at most ``reach`` (<= 15) px away
+    along each axis, else some larger value (255 for none).
+
+    The squared distance is separable (the minimum over rows of the row offset's square plus the
+    nearest along that row), so each axis is a minimum over 2 ``reach`` shifted copies; at the
+    feather's reach ~3x faster than OpenCV's exact transform of the whole box, and whole numbers,
+    with no last bit that depends on buffer alignment."""
+    far = np.subtract(1, m, dtype=np.uint8)
+    far *= 255  # 0 on the mask, 255 off it
+    cols = far.copy()  # the nearest within ``reach`` rows, squared
+    tmp = np.empty_like(far)
+    h, w = m.shape
+    for k in range(1, min(reach, h - 1) + 1):
+        kk = k * k  # uint8 additions saturate at 255
+        cv2.min(cols[:-k], cv2.add(far[k:], kk, dst=tmp[:-k]), dst=cols[:-k])
+        cv2.min(cols[k:], cv2.add(far[:-k], kk, dst=tmp[k:]), dst=cols[k:])
+    d2 = cols.copy()
+    for k in range(1, min(reach, w - 1) + 1):
+        kk = k * k
+        cv2.min(d2[:, :-k], cv2.add(cols[:, k:], kk, dst=tmp[:, :-k]), dst=d2[:, :-k])
+        cv2.min(d2[:, k:], cv2.add(cols[:, :-k], kk, dst=tmp[:, k:]), dst=d2[:, k:])
+    return d2
 
 
 def _ramp(m: np.ndarray, r: float) -> np.ndarray:
     """:func:`feather`'s alpha before resizing for a (h, w) uint8 0/1 mask ``m`` with pixels both on
     and off: 1 on the mask, the smoothstep ramp of radius ``r`` around it."""
-    # distance of each outside pixel's centre from the nearest mask pixel's centre; the edge is 0.5 px out
+    # squared distance of each outside pixel's centre from the nearest mask pixel's centre (the edge is
+    # 0.5 px out): whole numbers, looked up where the ramp fits the table
+    ramp = _ramp_table(r)
+    if ramp is not None:
+        table, reach = ramp
+        return cv2.LUT(near_d2(m, reach), table)
     t = cv2.distanceTransform(1 - m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     # exact distances are roots of whole numbers; OpenCV's last bit depends on buffer alignment
     np.multiply(t, t, out=t)
-    table = _ramp_table(r)
-    if table is not None:  # rounded to whole numbers (saturating at 255) and looked up
-        return cv2.LUT(cv2.convertScaleAbs(t), table)
     return _ramp_of(np.rint(t, out=t), r)
 
 
@@ -178,10 +212,21 @@ def feather(binary: np.ndarray, *, radius_px: float, size: tuple[int, int]) -> n
         py, px = math.ceil(sy) + 1, math.ceil(sx) + 1
         y0, x0 = max(0, math.floor(y0 * sy) - py), max(0, math.floor(x0 * sx) - px)
         y1, x1 = math.ceil(y1 * sy) + py, math.ceil(x1 * sx) + px
-    box = a[y0:y1, x0:x1]
-    box[box < 1e-3] = 0.0
-    box[box > 1 - 1e-3] = 1.0
+    snap(a[y0:y1, x0:x1])
     return a
+
+
+_SNAP_LOW = float(np.nextafter(np.float32(1e-3), np.float32(0)))  # keep alpha >= float32(1e-3)
+_SNAP_HIGH = float(np.float32(1 - 1e-3))
+
+
+def snap(a: np.ndarray) -> None:
+    """Float32 alpha within 1e-3 of 0 or 1 set to 0 or 1, in place (``a[a < 1e-3] = 0``,
+    ``a[a > 1 - 1e-3] = 1`` in three native passes, without the GIL)."""
+    if a.size == 0:
+        return
+    cv2.threshold(a, _SNAP_LOW, 0.0, cv2.THRESH_TOZERO, dst=a)
+    cv2.max(a, cv2.threshold(a, _SNAP_HIGH, 1.0, cv2.THRESH_BINARY)[1], dst=a)
 
 
 SOFT_EDGE_PX = 3.0
