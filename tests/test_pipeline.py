@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -231,6 +233,62 @@ def test_a_slow_frame_does_not_hold_the_other_frame_worker(tmp_path, tiny_ckpt, 
     serial = upscale_video(src, tmp_path / "serial.mkv", config=dataclasses.replace(cfg, frame_workers=1))
     (frames, pts, _), (frames1, pts1, _) = read_video(tmp_path / "out.mkv"), read_video(tmp_path / "serial.mkv")
     assert serial.frames == 6 and pts == pts1 and all(np.array_equal(a, b) for a, b in zip(frames, frames1))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_frame_workers_run_below_the_other_stages(tmp_path, tiny_ckpt, monkeypatch):
+    """The SR pool's threads run SR_WORKER_NICE nice levels below the thread that started the run (the
+    decode, mask and encode threads keep its priority); the output is the same as one worker's."""
+    import threading
+
+    import vidsr.frame as frame
+    from vidsr.platform import SR_WORKER_NICE
+
+    real = frame.FrameProcessor.process
+    seen, lock = {}, threading.Lock()
+
+    def process(self, image, timings, mask=None):
+        with lock:
+            tid = threading.get_native_id()
+            seen[tid] = os.getpriority(os.PRIO_PROCESS, tid)
+        return real(self, image, timings, mask)
+
+    monkeypatch.setattr(frame.FrameProcessor, "process", process)
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    src = make_video(tmp_path / "in.mp4", frames=6, width=64, height=48, fps=24)
+    cfg = UpscaleConfig(model=str(tiny_ckpt), tile=16, frame_workers=2, encode=EncodeOptions(codec="ffv1"))
+    upscale_video(src, tmp_path / "out.mkv", config=cfg)
+    assert seen and set(seen.values()) == {min(19, own + SR_WORKER_NICE)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
+    seen.clear()
+    upscale_video(src, tmp_path / "serial.mkv", config=dataclasses.replace(cfg, frame_workers=1))
+    assert set(seen.values()) == {own}  # one worker: SR in the calling thread, as it was
+    (frames, pts, _), (frames1, pts1, _) = read_video(tmp_path / "out.mkv"), read_video(tmp_path / "serial.mkv")
+    assert pts == pts1 and all(np.array_equal(a, b) for a, b in zip(frames, frames1))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_lower_thread_priority_changes_only_the_calling_thread():
+    import threading
+
+    from vidsr.platform import lower_thread_priority
+
+    got = []
+
+    def run():
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        got.append((lower_thread_priority(0), os.getpriority(os.PRIO_PROCESS, tid) - before))
+        got.append((lower_thread_priority(3), os.getpriority(os.PRIO_PROCESS, tid) - before))
+        lower_thread_priority(40)
+        got.append((os.getpriority(os.PRIO_PROCESS, tid), lower_thread_priority(1)))
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    th = threading.Thread(target=run)
+    th.start()
+    th.join()
+    assert got == [(False, 0), (own < 19, min(3, 19 - own)), (19, False)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
 
 
 def test_a_failing_frame_worker_fails_the_run_without_output(tmp_path, tiny_ckpt, monkeypatch):

@@ -11,6 +11,7 @@ import functools
 import os
 import platform
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -137,6 +138,38 @@ def frame_threads(workers: int) -> Iterator[None]:
             yield
     finally:
         cv2.setNumThreads(before)
+
+
+# -------------------------------------------------------------------------------- thread priority
+# The SR pool's threads run a few nice levels below vidsr's other threads.
+
+SR_WORKER_NICE = 5
+"""Nice levels the SR pool's threads run below the rest of the process (Linux). Decode, mask and encode
+are one thread each, and whenever one of them waits for a core the frames queue up behind it; the
+frame workers are the only stage that can use every core, so they take what the others leave. On the
+2-core Xeon, taking turns with 0 (benchmarks/sr_priority.py, compact-x2-lite): wall time a pair
+0.93 on the sample and 0.96 on a 640x272 pan where partial SR is cheap (the encoder bounds both),
+0.99 on the 10-s dragonfly pan and 0.94 for its full-frame SR; CPU a frame 6 % lower in three of
+the four sets. Other programs on the machine then get more of the cores than vidsr's SR pool does;
+its other threads keep their priority."""
+
+
+def lower_thread_priority(steps: int | None = None) -> bool:
+    """Run the calling thread ``steps`` (default :data:`SR_WORKER_NICE`) nice levels lower, at most 19;
+    whether it changed. Linux only (its nice values are per thread); elsewhere, or where the system
+    refuses, nothing changes."""
+    steps = SR_WORKER_NICE if steps is None else steps
+    if steps <= 0 or not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+        if now >= 19:
+            return False
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, now + steps))
+    except OSError:
+        return False
+    return True
 
 
 # -------------------------------------------------------------------------------- malloc

@@ -27,6 +27,7 @@ from vidsr.media.types import Frame, Passthrough
 from vidsr.media.writer import VideoWriter
 from vidsr.pipeline.config import FrameWindow, UpscaleReport
 from vidsr.pipeline.resume import Segmenter, SegmentStart
+from vidsr.platform import lower_thread_priority
 
 END = object()
 """The last item a stage sends."""
@@ -347,7 +348,9 @@ def process_loop(proc: FrameProcessor, inbox: queue.Queue, q_out: queue.Queue, s
             # one frame waits in the pool beyond its workers: a worker done before the oldest frame starts
             # the next at once instead of idling until the oldest leaves (PIPELINE_AHEAD)
             ahead = PIPELINE_AHEAD
-            pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="vidsr-sr")
+            # below the other stages' threads: they are one thread each, the pool takes the cores they leave
+            pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="vidsr-sr",
+                                                         initializer=lower_thread_priority)
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         while True:
             item = get(inbox, stop)
