@@ -25,7 +25,8 @@ from vidsr.cli.summary import mask_threshold, sr_spill_note
               help="[default: fp16 for trt, else fp32]")
 @click.option("--batch", type=click.IntRange(1, 1024), default=8, show_default=True, help="Tiles per network call.")
 @click.option("--frame-workers", type=click.IntRange(1, 64), default=None,
-              help="Frames upscaled at once, each with its share of torch's threads "
+              help="Frames upscaled at once, each with its share of torch's threads; more than 1 run "
+                   "5 nice levels below vidsr's other threads on Linux "
                    "[default: 2 for torch on a multi-core CPU, else 1].")
 @click.option("--tile", type=click.IntRange(16, 4096), default=64, show_default=True, help="Tile core size (LR px).")
 @click.option("--merge/--no-merge", default=None,
