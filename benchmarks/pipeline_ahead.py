@@ -20,15 +20,7 @@ from vidsr.bench.report import write_json
 
 def main() -> None:
     args = arguments(__doc__, rounds=8, json_name="pipeline-ahead-cpu.json")
-    shipped = stages.PIPELINE_AHEAD
-
-    def ahead(n: int):
-        return lambda: setattr(stages, "PIPELINE_AHEAD", n)
-
-    try:
-        report = take_turns(args, {"ahead_0": ahead(0), "ahead_1": ahead(1)})
-    finally:
-        stages.PIPELINE_AHEAD = shipped
+    report = take_turns(args, stages, "PIPELINE_AHEAD", {"ahead_0": 0, "ahead_1": 1})
     runs = report["runs"]
     report["busy_gain_per_pair"] = [round(b["sr_workers_busy"] - a["sr_workers_busy"], 3)
                                     for a, b in zip(runs["ahead_0"], runs["ahead_1"])]

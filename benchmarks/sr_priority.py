@@ -18,14 +18,7 @@ from vidsr.bench.report import write_json
 def main() -> None:
     args = arguments(__doc__, rounds=4, json_name="sr-priority-cpu.json")
     shipped = platform.SR_WORKER_NICE
-
-    def nice(n: int):
-        return lambda: setattr(platform, "SR_WORKER_NICE", n)
-
-    try:
-        report = take_turns(args, {"nice_0": nice(0), f"nice_{shipped}": nice(shipped)})
-    finally:
-        platform.SR_WORKER_NICE = shipped
+    report = take_turns(args, platform, "SR_WORKER_NICE", {"nice_0": 0, f"nice_{shipped}": shipped})
     print(f"nice {shipped} / nice 0 wall per pair", report["wall_pairs"], "median", report["wall_ratio_median"])
     write_json(report, args.json)
 

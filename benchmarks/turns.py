@@ -9,7 +9,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
 
 from vidsr.bench.report import machine_info
 from vidsr.bench.threaded import thread_roles
@@ -52,20 +52,25 @@ def one_run(clip: Path, out: Path, config: UpscaleConfig) -> dict:
             "steal": None if steal is None else round(steal, 3)}
 
 
-def take_turns(args: argparse.Namespace, sides: dict[str, Callable[[], None]]) -> dict:
-    """``args.rounds`` rounds of one run per side (each side's setter called before its run; the order
-    alternates), on ``args.clip``; the report: runs, medians, the second side's wall time over the
-    first's per pair and their median, load average, machine. The caller restores its settings."""
+def take_turns(args: argparse.Namespace, module: ModuleType, name: str, sides: dict[str, object]) -> dict:
+    """``args.rounds`` rounds of one run per side on ``args.clip``, ``module.name`` set to the side's
+    value before its run (the order alternates; the shipped value is put back after); the report: runs,
+    medians, the second side's wall time over the first's per pair and their median, load average,
+    machine."""
     config = UpscaleConfig(full_frame=args.full_frame)
     load_start = os.getloadavg()
     runs: dict[str, list[dict]] = {k: [] for k in sides}
+    shipped = getattr(module, name)
     with tempfile.TemporaryDirectory(prefix="vidsr-turns-") as tmp:
-        for i in range(args.rounds):
-            for side in (list(sides) if i % 2 == 0 else list(sides)[::-1]):
-                sides[side]()
-                r = one_run(args.clip, Path(tmp) / "out.mp4", config)
-                runs[side].append(r)
-                print(f"{side}: {r}", flush=True)
+        try:
+            for i in range(args.rounds):
+                for side in (list(sides) if i % 2 == 0 else list(sides)[::-1]):
+                    setattr(module, name, sides[side])
+                    r = one_run(args.clip, Path(tmp) / "out.mp4", config)
+                    runs[side].append(r)
+                    print(f"{side}: {r}", flush=True)
+        finally:
+            setattr(module, name, shipped)
     first, second = (runs[k] for k in sides)
     pairs = [round(b["seconds"] / a["seconds"], 3) for a, b in zip(first, second)]
     return {"clip": str(args.clip), "mode": "full frame" if args.full_frame else "partial",
