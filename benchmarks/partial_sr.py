@@ -132,13 +132,14 @@ def pixels(proc: FrameProcessor, masks) -> dict:
     return out
 
 
-def sr_stage(engine, images, masks, passes: int, *, warm: bool = True) -> dict:
-    """Median over passes of the SR stage's ms/frame: full frame and each configuration of :func:`plans`,
-    taking turns frame by frame, after a warm-up pass that meets every window shape (``warm``; RRDBNet
-    skips it: its ~0.7 ms per pixel dwarfs a new shape's set-up)."""
+def sr_stage(engine, images, masks, passes: int, *, warm: bool = True, only: list[str] | None = None) -> dict:
+    """Median over passes of the SR stage's ms/frame: full frame and each configuration of :func:`plans`
+    (those in ``only`` where given), taking turns frame by frame, after a warm-up pass that meets every
+    window shape (``warm``; RRDBNet skips it: its ~0.7 ms per pixel dwarfs a new shape's set-up)."""
     h, w = images[0].shape[:2]
     proc = processor(engine, h, w)
-    configs = {"full": ([proc.full_windows] * len(images), {}), **plans(proc, masks)}
+    configs = {"full": ([proc.full_windows] * len(images), {}),
+               **{k: v for k, v in plans(proc, masks).items() if only is None or k in only}}
     for name, (wins, kw) in configs.items() if warm else ():  # warm-up: every shape once
         for k, img in enumerate(images):
             sr_tiles(engine, img, wins[k], batch=8, **kw)
@@ -233,7 +234,8 @@ def ort_vs_torch(models: dict, image: np.ndarray, passes: int, folder: Path) -> 
 
 
 def _over_ideal(stage: dict) -> dict[str, float]:
-    return {c: round(stage[f"{c}_over_ideal"], 3) for c in ("prev", "packed", "tight", "now")}
+    return {c: round(stage[f"{c}_over_ideal"], 3) for c in ("prev", "packed", "tight", "now")
+            if f"{c}_over_ideal" in stage}
 
 
 def threaded(clip: Path, repeat: int) -> dict:
@@ -258,6 +260,8 @@ def main() -> None:
     ap.add_argument("--heavy-frames", type=int, default=4)
     ap.add_argument("--rrdb-blocks", type=int, default=23, help="RRDBs of the RRDBNet x4 (23: Real-ESRGAN x4plus)")
     ap.add_argument("--rrdb-frames", type=int, default=2, help="frames of the first --clip for RRDBNet (0: skip)")
+    ap.add_argument("--rrdb-plans", nargs="+", default=None, metavar="PLAN",
+                    help="RRDBNet's window plans besides full frame (default: all; 'now' is what vidsr upscale runs)")
     ap.add_argument("--threaded", type=Path, default=None, help="clip for vidsr bench --threaded (torch)")
     ap.add_argument("--threaded-repeat", type=int, default=3)
     ap.add_argument("--ort", action="store_true")
@@ -295,7 +299,7 @@ def main() -> None:
             rrdb_e = create_engine(rrdb, rrdb_desc, backend_from_name("torch", device="cpu"))
             k = args.rrdb_frames
             entry["rrdb_pixels"] = pixels(processor(rrdb_e, h, w), masks[:k])
-            entry["sr_stage_rrdb_torch"] = sr_stage(rrdb_e, images[:k], masks[:k], 1, warm=False)
+            entry["sr_stage_rrdb_torch"] = sr_stage(rrdb_e, images[:k], masks[:k], 1, warm=False, only=args.rrdb_plans)
             print(clip, "rrdb", {k: v for k, v in entry["sr_stage_rrdb_torch"].items() if "runs" not in k}, flush=True)
             headline["sr_stage_over_ideal"][f"{clip.name} {rrdb_desc.name}"] = _over_ideal(entry["sr_stage_rrdb_torch"])
         report["clips"][str(clip.name)] = entry
