@@ -83,6 +83,8 @@ def test_end_to_end_keeps_frames_pts_duration_and_audio(tmp_path, tiny_ckpt):
     assert out_facts["duration"] == in_facts["duration"]
     assert out_facts["audio"] == in_facts["audio"]  # codec, duration and start copied unchanged
     assert not list(tmp_path.glob(".*vidsr-*"))  # no temp file left
+    # the network ran on the SR cores and their context, never more than the frames hold
+    assert 0 < report.pixels_sr <= report.pixels_window <= report.pixels_total == 12 * 64 * 48
 
 
 @pytest.mark.parametrize("ext", [".mkv", ".mp4"])

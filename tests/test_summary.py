@@ -8,9 +8,10 @@ from click.testing import CliRunner
 from media import make_video
 
 from vidsr.cli import main
-from vidsr.cli.summary import sr_spill_note
+from vidsr.cli.summary import full_frame_note, sr_spill_note
 from vidsr.masks.base import ThresholdStats, threshold_source
 from vidsr.masks.focus import FocusEstimator
+from vidsr.pipeline.config import UpscaleReport
 
 
 def test_threshold_stats_describe_mean_and_spread():
@@ -29,6 +30,30 @@ def test_spill_note_only_when_sr_covers_much_more_than_the_foreground():
     assert sr_spill_note(1.0, 1.0, threshold=None, feather=4) == ""  # full frame
     note = sr_spill_note(0.45, 0.303, threshold=0.045, feather=4)
     assert "--fg-threshold above 0.045" in note and "--feather (now 4)" in note
+
+
+def _report(*, frames: int = 90, window: float, stages: dict[str, float]) -> UpscaleReport:
+    """A partial-SR run's report of ``frames`` 640x272 frames whose network ran on ``window`` of the pixels."""
+    total = frames * 640 * 272
+    report = UpscaleReport(input="in.mp4", output="out.mp4", frames=frames, pixels_total=total,
+                           pixels_sr=round(0.8 * window * total), pixels_window=round(window * total))
+    report.stages.update(stages)
+    return report
+
+
+def test_full_frame_note_only_when_whole_frames_would_cost_no_more_than_partial_sr():
+    # vtest 640x272 (bench --threaded, ms a frame): SR on 85 % of the pixels with context, the mask and blend on top
+    vtest = {"decode": 2.0, "mask": 15.0, "sr": 95.0, "background": 3.0, "composite": 10.0, "encode": 25.0}
+    note = full_frame_note(_report(window=0.85, stages=vtest))
+    assert note.startswith("note: SR ran on 68% of the frame") and "--full-frame would likely take no longer" in note
+    assert "~111.8 s of SR on whole frames against 123.0 s" in note  # 95 / 0.85, and 95 + 15 + 3 + 10
+    # the dragonfly pan: the network on 45 % of the pixels; whole frames would cost ~1.5x partial SR's work
+    pan = {"decode": 2.0, "mask": 7.0, "sr": 35.0, "background": 1.3, "composite": 2.4, "encode": 14.0}
+    assert full_frame_note(_report(window=0.45, stages=pan)) == ""
+    assert full_frame_note(_report(frames=5, window=0.85, stages=vtest)) == ""  # too few frames to tell
+    assert full_frame_note(_report(window=0.0, stages={"mask": 9.0, "background": 3.0})) == ""  # nothing in focus
+    full = {"decode": 2.0, "sr": 100.0, "composite": 1.0, "encode": 25.0}  # --full-frame: no mask stage
+    assert full_frame_note(_report(window=1.0, stages=full)) == ""
 
 
 def test_mask_and_upscale_print_the_threshold_they_used(tmp_path, tiny_ckpt):

@@ -9,7 +9,7 @@ import click
 
 from vidsr.cli.options import mask_options, mask_spec, model_options, resolve_scale
 from vidsr.cli.progress import fail, progress_bar, warn, warn_slow_bf16
-from vidsr.cli.summary import mask_threshold, sr_spill_note
+from vidsr.cli.summary import full_frame_note, mask_threshold, sr_spill_note
 
 
 @click.command()
@@ -180,9 +180,9 @@ def upscale(input: str | None, output: str, sample: bool, scale: str | None, mod
             f"engine {report.engine}, {report.mask_passes} {estimator.name if estimator else 'mask'} passes",
             err=str(output) == "-",  # stdout carries the video
         )
-        note = sr_spill_note(report.sr_fraction, report.fg_fraction, threshold=report.threshold.mean,
-                             feather=feather)
-        if note:
+        notes = (sr_spill_note(report.sr_fraction, report.fg_fraction, threshold=report.threshold.mean,
+                               feather=feather), full_frame_note(report))
+        for note in filter(None, notes):
             click.echo(note, err=True)
 
 

@@ -98,6 +98,7 @@ class UpscaleReport:
     out_size: tuple[int, int] = (0, 0)
     pixels_total: int = 0  # LR pixels of all frames
     pixels_sr: int = 0  # LR pixels whose output came from the SR network
+    pixels_window: int = 0  # LR pixels the network ran on (cores and context), at most a frame's a frame
     fg_fraction_sum: float = 0.0
     threshold: ThresholdStats = field(default_factory=ThresholdStats)  # the masks' score thresholds
     mask_passes: int = 0

@@ -116,6 +116,7 @@ def count_frame(report: UpscaleReport, result: FrameResult, *, n_pixels: int) ->
     report.frames += 1
     report.pixels_total += n_pixels
     report.pixels_sr += sum(w.core_pixels for w in result.windows)
+    report.pixels_window += min(n_pixels, sum(w.window_pixels for w in result.windows))
     mask = result.mask
     report.fg_fraction_sum += mask.fg_fraction if mask is not None else 1.0
     report.threshold.add(mask.threshold if mask is not None else None)
