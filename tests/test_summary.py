@@ -42,7 +42,7 @@ def _report(*, frames: int = 90, window: float, stages: dict[str, float]) -> Ups
 
 
 def test_full_frame_note_only_when_whole_frames_would_cost_no_more_than_partial_sr():
-    # vtest 640x272 (bench --threaded, ms a frame): SR on 85 % of the pixels with context, the mask and blend on top
+    # a clip like vtest 640x272 (seconds): the network on 85 % of the pixels, the mask and blend on top
     vtest = {"decode": 2.0, "mask": 15.0, "sr": 95.0, "background": 3.0, "composite": 10.0, "encode": 25.0}
     note = full_frame_note(_report(window=0.85, stages=vtest))
     assert note.startswith("note: SR ran on 68% of the frame") and "--full-frame would likely take no longer" in note

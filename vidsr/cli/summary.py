@@ -36,10 +36,12 @@ def full_frame_note(report) -> str:
 
     Partial SR pays the mask, the background, the blend and its windows' SR; full frame pays SR on
     the whole frame, estimated as this run's SR time scaled from the pixels the network ran on (cores
-    and context) to the frame's: an estimate on the high side, since more windows share less context
-    (checked against ``vidsr bench --threaded``: vtest 640x272, SR on 73 % of the frame, the whole
-    frame estimated at 99.9 ms a frame for 95.8 measured; the dragonfly pan, 36 %, 76.9 for 56.7).
-    Decoding and encoding cost the same in both modes and are left out."""
+    and context) to the frame's. The estimate errs high (a few large calls cost less a pixel than many
+    windows), so the note keeps quiet where partial SR pays: on vtest 640x272 (the network on 86 % of
+    the pixels) 76-78 ms a frame of SR on whole frames against 62-68 measured with --full-frame, and
+    80-84 of partial work (the note comes; --full-frame took 0.84-0.88x the time); on the dragonfly pan
+    (41 %) 88-98 against 63-65, and 48-54 of partial work (no note). Decoding and encoding cost the
+    same in both modes and are left out."""
     st = report.stages
     if report.frames < FULL_FRAME_NOTE_FRAMES or report.pixels_window <= 0 or "mask" not in st:
         return ""
